@@ -1,0 +1,37 @@
+"""The library's errors: one base class, one subclass per kind of failure.
+
+Every message says what failed, where (file, key, option) and what to do about it; the CLI
+prints it as one line and exits with code 1.
+"""
+
+
+class GmsrError(Exception):
+    """Base of every error the library raises on purpose."""
+
+
+class WeightsError(GmsrError):
+    """A weights file is missing, malformed, truncated or does not fit the network."""
+
+
+class BackendError(GmsrError):
+    """A selective-scan backend or device was asked for that cannot run here."""
+
+
+class FormatError(GmsrError):
+    """A file format is unknown, or a file is not what its format says."""
+
+
+class InputImageError(GmsrError):
+    """An input photo cannot be read or converted to RGB."""
+
+
+class OutputExistsError(GmsrError):
+    """An output file exists and --overwrite was not given."""
+
+
+class CubeError(GmsrError):
+    """A hyperspectral cube file cannot be read or has no usable wavelengths."""
+
+
+class DataError(GmsrError):
+    """Training or evaluation data is missing or inconsistent."""
