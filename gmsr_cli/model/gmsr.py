@@ -1,0 +1,58 @@
+"""GMSR-Net (Wang et al., arXiv 2405.07777): three stages of VSS block + gradient attentions."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from ..scan import resolve_backend
+from .layers import SpatialGradientAttention, SpectralGradientAttention, VSSBlock
+
+WIDTHS = (10, 20, 31)
+N_BANDS = 31
+N_PARAMETERS = 44_980
+
+
+class GMSRNet(nn.Module):
+    """RGB (B, 3, H, W) float32 in [0, 1] -> cube (B, 31, H, W), bands 400..700 nm, H, W >= 2.
+
+    ``backend`` names the selective-scan backend; ``auto`` is resolved once, here, for ``device``.
+    """
+
+    def __init__(self, backend: str = "auto", device: torch.device | str | None = None) -> None:
+        super().__init__()
+        self.backend = resolve_backend(backend, device)
+        c1, c2, c3 = WIDTHS
+        self.output1 = nn.Conv2d(3, c1, 1, bias=False)
+        self.output2 = nn.Conv2d(c1, c2, 1, bias=False)
+        self.output3 = nn.Conv2d(c2, c3, 1, bias=False)
+        self.VSS1 = VSSBlock(c1, backend=self.backend)
+        self.VSS2 = VSSBlock(c2, backend=self.backend)
+        self.VSS3 = VSSBlock(c3, backend=self.backend)
+        self.spatial_attention = SpatialGradientAttention()  # one module shared by the 3 stages
+        self.spectral_attention1 = SpectralGradientAttention(c1)
+        self.spectral_attention2 = SpectralGradientAttention(c2)
+        self.spectral_attention3 = SpectralGradientAttention(c3)
+        self.conv1 = nn.Sequential(nn.Conv2d(3 * c1, c1, 1), nn.GELU())
+        self.conv2 = nn.Sequential(nn.Conv2d(3 * c2, c2, 1), nn.GELU())
+        self.conv3 = nn.Sequential(nn.Conv2d(3 * c3, c3, 1), nn.GELU())
+        if device is not None:
+            self.to(device)
+
+    def set_backend(self, backend: str, device: torch.device | str | None = None) -> None:
+        """Choose another scan backend (resolved for ``device``) for every block."""
+        self.backend = resolve_backend(backend, device)
+        for block in (self.VSS1, self.VSS2, self.VSS3):
+            block.self_attention.backend = self.backend
+
+    def _stage(self, x, project, vss, spectral, fuse):
+        x0 = project(x)
+        branches = torch.cat([vss(x0), self.spatial_attention(x0), spectral(x0)], dim=1)
+        return x0 + fuse(branches)
+
+    def forward(self, rgb: torch.Tensor) -> torch.Tensor:
+        if rgb.dim() != 4 or rgb.shape[1] != 3 or min(rgb.shape[2:]) < 2:
+            raise ValueError(f"GMSRNet needs (B, 3, H, W) with H, W >= 2, got {tuple(rgb.shape)}")
+        x = self._stage(rgb, self.output1, self.VSS1, self.spectral_attention1, self.conv1)
+        x = self._stage(x, self.output2, self.VSS2, self.spectral_attention2, self.conv2)
+        return self._stage(x, self.output3, self.VSS3, self.spectral_attention3, self.conv3)

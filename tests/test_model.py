@@ -1,0 +1,59 @@
+"""GMSR-Net against the published implementation's golden outputs, and its fixed defects."""
+
+import numpy as np
+import pytest
+import torch
+
+from gmsr_cli.model.gmsr import N_PARAMETERS, GMSRNet
+from gmsr_cli.scan import available_backends
+
+
+@pytest.fixture(scope="module")
+def golden(shared_dir):
+    return np.load(shared_dir / "spec" / "golden" / "gmsr_official_forward.npz")
+
+
+def _golden_model(golden, backend):
+    model = GMSRNet(backend=backend).eval()
+    state = {k[len("param/"):]: torch.from_numpy(golden[k]) for k in golden.files if k.startswith("param/")}
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+def test_parameter_count_matches_the_paper():
+    assert sum(p.numel() for p in GMSRNet().parameters()) == N_PARAMETERS == 44_980
+
+
+@pytest.mark.parametrize("backend", available_backends("cpu"))
+def test_reproduces_published_outputs(golden, backend):
+    model = _golden_model(golden, backend)
+    with torch.no_grad():
+        for name in ("a", "b"):
+            out = model(torch.from_numpy(golden[f"input_{name}"])).numpy()
+            np.testing.assert_allclose(out, golden[f"output_{name}"], rtol=0, atol=1e-4)
+
+
+def test_constant_image_gives_finite_output(golden):
+    model = _golden_model(golden, "auto")
+    with torch.no_grad():
+        for value in (0.0, 0.5, 1.0):
+            out = model(torch.full((1, 3, 24, 17), value))
+            assert torch.isfinite(out).all(), value
+
+
+def test_sample_output_does_not_depend_on_the_rest_of_the_batch(golden):
+    model = _golden_model(golden, "auto")
+    a = torch.from_numpy(golden["input_a"])
+    other = torch.rand(1, 3, 40, 56, generator=torch.Generator().manual_seed(0)) * 3
+    with torch.no_grad():
+        alone = model(a)
+        batched = model(torch.cat([a, other]))[:1]
+    torch.testing.assert_close(batched, alone, rtol=0, atol=1e-5)
+
+
+def test_smallest_images(golden):
+    model = _golden_model(golden, "auto")
+    with torch.no_grad():
+        for h, w in ((2, 2), (2, 9), (9, 2), (3, 3)):
+            out = model(torch.rand(1, 3, h, w))
+            assert out.shape == (1, 31, h, w) and torch.isfinite(out).all()
