@@ -92,9 +92,11 @@ def scan_forward(u, dt, A2, Bt, Ct, chunk, states):
 def scan_backward(u, dt, A2, Bt, Ct, dy, chunk, states):
     """Gradients of sum(dy * y) for y = scan_forward(...) with respect to u, dt, A, Bt, Ct.
 
-    Runs each chunk's forward steps again from its saved start state, then walks it backwards.
-    Work is split over (batch, group) so that dB and dC of a group are written by one thread;
-    dA (for A = A2 * ln 2) comes back per batch item, (batch, channels, N); the caller sums it.
+    For each chunk, from the last: (1) run its forward steps again from the saved start state,
+    keeping states and decays in small scratch arrays; (2) walk it backwards for dLoss/dh, the
+    only truly sequential part; (3) form every gradient from those, step by step independently
+    (simple loops that vectorise). Work is split over (batch, group) so that dB and dC of a
+    group are written by one thread; dA (for A = A2 ln 2) comes back per batch item.
     """
     batch, channels, length = u.shape
     groups = Bt.shape[1]
@@ -109,48 +111,54 @@ def scan_backward(u, dt, A2, Bt, Ct, dy, chunk, states):
     for job in prange(batch * groups):
         b = job // groups
         g = job % groups
-        hs = np.empty((chunk + 1, n_state), dtype=np.float32)
+        hs = np.empty((chunk + 1, n_state), dtype=np.float32)  # hs[i] = state before step i
+        dec = np.empty((chunk, n_state), dtype=np.float32)
+        gs = np.empty((chunk, n_state), dtype=np.float32)  # dLoss/dh after step i
         grad = np.empty(n_state, dtype=np.float32)
         dA = np.empty(n_state, dtype=np.float32)
+        a = np.empty(n_state, dtype=np.float32)
         for d in range(g * per_group, (g + 1) * per_group):
-            a2 = A2[d]
-            grad[:] = 0.0
-            dA[:] = 0.0
+            for n in range(n_state):
+                a[n] = A2[d, n] * _LN2
+                grad[n] = 0.0
+                dA[n] = 0.0
             for c in range(n_chunks - 1, -1, -1):
                 start = c * chunk
-                stop = min(start + chunk, length)
-                hs[0, :] = states[b, d, c, :]
-                for step in range(start, stop):
-                    i = step - start
-                    dts = dt[b, d, step]
-                    du = dts * u[b, d, step]
-                    bl = Bt[b, g, step]
+                steps = min(chunk, length - start)
+                for n in range(n_state):
+                    hs[0, n] = states[b, d, c, n]
+                for i in range(steps):
+                    dts = dt[b, d, start + i]
+                    du = dts * u[b, d, start + i]
                     for n in range(n_state):
-                        hs[i + 1, n] = _exp2(dts * a2[n]) * hs[i, n] + du * bl[n]
-                for step in range(stop - 1, start - 1, -1):
-                    i = step - start
+                        e = _exp2(dts * A2[d, n])
+                        dec[i, n] = e
+                        hs[i + 1, n] = e * hs[i, n] + du * Bt[b, g, start + i, n]
+                for i in range(steps - 1, -1, -1):
+                    dys = dy[b, d, start + i]
+                    for n in range(n_state):
+                        gn = grad[n] + dys * Ct[b, g, start + i, n]
+                        gs[i, n] = gn
+                        grad[n] = gn * dec[i, n]
+                for i in range(steps):
+                    step = start + i
                     dts = dt[b, d, step]
                     us = u[b, d, step]
                     dys = dy[b, d, step]
-                    bl = Bt[b, g, step]
-                    cl = Ct[b, g, step]
-                    dbl = dB_out[b, g, step]
-                    dcl = dC_out[b, g, step]
+                    dtu = dts * us
                     ddt = _F(0.0)
                     dus = _F(0.0)
                     for n in range(n_state):
-                        # grad: dLoss/dh at this step, including the path through later steps.
-                        gn = grad[n] + dys * cl[n]
-                        dcl[n] += dys * hs[i + 1, n]
-                        decay = _exp2(dts * a2[n])
-                        # h = decay * h_prev + dt * B * u
-                        t = gn * hs[i, n] * decay  # dLoss/d(dt * A) through the decay
-                        ddt += t * (a2[n] * _LN2) + gn * bl[n] * us
+                        gn = gs[i, n]
+                        t = gn * hs[i, n] * dec[i, n]  # dLoss/d(dt * A) through the decay
+                        bn = Bt[b, g, step, n]
+                        ddt += t * a[n] + gn * bn * us
+                        dus += gn * bn
                         dA[n] += t * dts
-                        dbl[n] += gn * dts * us
-                        dus += gn * bl[n]
-                        grad[n] = gn * decay
+                        dB_out[b, g, step, n] += gn * dtu
+                        dC_out[b, g, step, n] += dys * hs[i + 1, n]
                     ddt_out[b, d, step] = ddt
                     du_out[b, d, step] = dus * dts
-            dA_out[b, d, :] = dA
+            for n in range(n_state):
+                dA_out[b, d, n] = dA[n]
     return du_out, ddt_out, dA_out, dB_out, dC_out

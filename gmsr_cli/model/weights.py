@@ -1,0 +1,209 @@
+"""Weights: find them by name or path, load the three kinds safely, check them, save with a card.
+
+Kinds of file accepted:
+  (a) checkpoints of the published training code: a torch pickle {"epoch", "iter",
+      "state_dict", "optimizer"} saved from nn.DataParallel (keys start with "module.");
+  (b) plain state dicts (torch pickle, or safetensors without a card);
+  (c) the project's own format: safetensors whose metadata carries a model card.
+Pickles are opened with ``weights_only=True``: code inside a pickle is never executed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import WeightsError
+
+DEFAULT_WEIGHTS = "gmsr-cave-srgb"
+CARD_KEY = "gmsr_card"
+_SAFETENSORS_MAGIC_MAX_HEADER = 100 * 1024 * 1024
+_WRAPPER_KEYS = ("state_dict", "model", "params", "net")
+
+
+@dataclass
+class WeightsInfo:
+    """Where weights came from and what their card says."""
+
+    path: Path
+    name: str
+    sha256: str
+    kind: str  # "gmsr-cli", "published-checkpoint", "state-dict"
+    card: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def camera(self) -> str:
+        """The camera model the weights were trained for (``srgb`` when a card does not say)."""
+        return str(self.card.get("camera", "srgb"))
+
+
+def shipped_weights_dir() -> Path:
+    """The folder of the weights that ship with the package."""
+    return Path(str(resources.files("gmsr_cli.weights")))
+
+
+def shipped_weight_names() -> list[str]:
+    folder = shipped_weights_dir()
+    return sorted(p.stem for p in folder.glob("*.safetensors")) if folder.is_dir() else []
+
+
+def resolve_weights_path(name_or_path: str | Path) -> Path:
+    """A shipped weights name (``gmsr-cave-srgb``) or a path to a file."""
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    if path.is_file():
+        return path
+    shipped = shipped_weights_dir() / f"{text}.safetensors"
+    if shipped.is_file():
+        return shipped
+    names = ", ".join(shipped_weight_names()) or "none installed"
+    if path.suffix or "/" in text or "\\" in text:
+        raise WeightsError(f"weights file not found: {text} (shipped names: {names})")
+    raise WeightsError(f"unknown weights name {text!r}; shipped names: {names}; or give a path to a file")
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _is_safetensors(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if len(head) < 9:
+        return False
+    size = int.from_bytes(head[:8], "little")
+    return 0 < size < _SAFETENSORS_MAGIC_MAX_HEADER and head[8:9] == b"{"
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            metadata = dict(f.metadata() or {})
+            tensors = {key: f.get_tensor(key) for key in f.keys()}
+    except Exception as exc:  # safetensors raises its own error types for every malformed file
+        raise WeightsError(f"{path}: not a valid safetensors file ({exc}); the file may be truncated, "
+                           "download or copy it again") from None
+    return tensors, metadata
+
+
+def _read_pickle(path: Path) -> Any:
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except zipfile.BadZipFile:
+        raise WeightsError(f"{path}: truncated or corrupt PyTorch checkpoint; copy it again") from None
+    except Exception as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc) or "GLOBAL" in str(exc):
+            raise WeightsError(f"{path}: the checkpoint holds Python objects other than tensors, which are "
+                               "not loaded because unpickling them could run code; save only its state_dict "
+                               "(or convert it to safetensors) and try again") from None
+        raise WeightsError(f"{path}: cannot be read as weights ({message}); expected .safetensors or a "
+                           "PyTorch checkpoint") from None
+
+
+def _unwrap(obj: Any, path: Path) -> tuple[dict[str, torch.Tensor], str]:
+    kind = "state-dict"
+    if isinstance(obj, dict):
+        for key in _WRAPPER_KEYS:
+            if key in obj and isinstance(obj[key], dict):
+                obj = obj[key]
+                kind = "published-checkpoint"
+                break
+    if not isinstance(obj, dict) or not obj:
+        raise WeightsError(f"{path}: holds no state dict (found {type(obj).__name__})")
+    state = {}
+    for key, value in obj.items():
+        if not isinstance(value, torch.Tensor):
+            raise WeightsError(f"{path}: entry {key!r} is a {type(value).__name__}, not a tensor")
+        name = key[len("module."):] if key.startswith("module.") else key
+        state[name] = value
+    return state, kind
+
+
+def check_state_dict(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], path: Path) -> None:
+    """Raise WeightsError naming the first missing, unexpected or mis-shaped key."""
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing:
+        raise WeightsError(f"{path}: missing key {missing[0]!r} ({len(missing)} missing in all; "
+                           f"found {len(state)} keys, expected {len(expected)}): not GMSR-Net weights?")
+    if unexpected:
+        raise WeightsError(f"{path}: unexpected key {unexpected[0]!r} ({len(unexpected)} in all): "
+                           "not GMSR-Net weights?")
+    for key, ref in expected.items():
+        if tuple(state[key].shape) != tuple(ref.shape):
+            raise WeightsError(f"{path}: key {key!r} has shape {tuple(state[key].shape)}, "
+                               f"GMSR-Net expects {tuple(ref.shape)}")
+        if not state[key].is_floating_point():
+            raise WeightsError(f"{path}: key {key!r} has dtype {state[key].dtype}, expected floating point")
+        if not torch.isfinite(state[key]).all():
+            raise WeightsError(f"{path}: key {key!r} holds NaN or infinite values")
+
+
+def read_weights(name_or_path: str | Path) -> tuple[dict[str, torch.Tensor], WeightsInfo]:
+    """Load weights of any accepted kind (not yet checked against the network)."""
+    path = resolve_weights_path(name_or_path)
+    if path.stat().st_size == 0:
+        raise WeightsError(f"{path}: the file is empty")
+    card: dict[str, Any] = {}
+    if _is_safetensors(path):
+        state, metadata = _read_safetensors(path)
+        kind = "state-dict"
+        if CARD_KEY in metadata:
+            try:
+                card = json.loads(metadata[CARD_KEY])
+            except json.JSONDecodeError:
+                raise WeightsError(f"{path}: its model card (metadata {CARD_KEY!r}) is not valid JSON") from None
+            kind = "gmsr-cli"
+        state, _ = _unwrap(state, path)
+    else:
+        state, kind = _unwrap(_read_pickle(path), path)
+    info = WeightsInfo(path=path, name=card.get("name", path.stem), sha256=sha256_of(path), kind=kind, card=card)
+    return state, info
+
+
+def load_weights(model: torch.nn.Module, name_or_path: str | Path) -> WeightsInfo:
+    """Check and load weights into ``model`` (strictly: every key, every shape)."""
+    state, info = read_weights(name_or_path)
+    expected = model.state_dict()
+    check_state_dict(state, expected, info.path)
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
+    return info
+
+
+def save_weights(model: torch.nn.Module, path: str | Path, card: dict[str, Any]) -> Path:
+    """Write the model's parameters as safetensors with ``card`` (JSON-serialisable) in the metadata."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    tmp = path.with_name(path.name + ".partial")
+    save_file(state, str(tmp), metadata={CARD_KEY: json.dumps(card, sort_keys=True), "format": "gmsr-cli"})
+    tmp.replace(path)
+    return path
+
+
+def build_model(weights: str | Path | None = DEFAULT_WEIGHTS, device: str | torch.device = "auto",
+                backend: str = "auto"):
+    """GMSR-Net in eval mode on ``device`` with ``weights`` loaded -> (model, WeightsInfo | None)."""
+    from ..device import resolve_device
+    from .gmsr import GMSRNet
+
+    dev = resolve_device(device)
+    model = GMSRNet(backend=backend, device=None)
+    info = load_weights(model, weights) if weights is not None else None
+    model.set_backend(backend, dev)
+    return model.to(dev).eval(), info
