@@ -45,8 +45,15 @@ class WeightsInfo:
 
 
 def shipped_weights_dir() -> Path:
-    """The folder of the weights that ship with the package."""
-    return Path(str(resources.files("gmsr_cli.weights")))
+    """The folder of the weights that ship with the package.
+
+    An installed package has them as ``gmsr_cli.weights`` (pyproject maps the repository's
+    ``weights/`` there); a source checkout on sys.path has them in ``weights/`` beside the package.
+    """
+    try:
+        return Path(str(resources.files("gmsr_cli.weights")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[2] / "weights"
 
 
 def shipped_weight_names() -> list[str]:
