@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from .. import __version__, spectra
 from ..errors import DataError
 from ..model.gmsr import GMSRNet
-from ..model.weights import save_weights
+from ..model.weights import load_weights, save_weights
 from . import data as train_data
 from .metrics import MetricAccumulator
 
@@ -54,6 +54,7 @@ class TrainConfig:
     relative_eps: float = 0.01
     gain_range: tuple[float, float] = (0.5, 1.6)
     seed: int = 0
+    init: str = ""  # weights to start from (fine-tuning), e.g. the srgb weights for a cie1964 model
     val_tile_px: int = 0  # 0: whole image, as `gmsr evaluate --tile 0`
     val_overlap_px: int = 32
 
@@ -146,6 +147,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, device: torch.device | str =
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         del ckpt
+    elif cfg.init:
+        load_weights(model, cfg.init)
     sources = cfg.train or [str(p) for p in train_data.scene_paths("train", data_dir)]
     dataset = train_data.PatchDataset(sources, cfg.patch_px, camera=cfg.camera, cameras=cfg.cameras or None,
                                       gain_range=tuple(cfg.gain_range), samples_per_epoch=cfg.samples_per_epoch,
