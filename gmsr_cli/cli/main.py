@@ -1,0 +1,81 @@
+"""The `gmsr` command group: global options, the commands, and turning errors into one line and an exit code."""
+
+from __future__ import annotations
+
+import importlib
+import traceback
+
+import click
+
+from gmsr_cli import __version__
+from gmsr_cli.errors import GmsrError
+
+# One module per command, each defining a click command named `command`. A module that is not
+# there yet (commands being added) is skipped; any other import failure is a bug and surfaces.
+COMMAND_MODULES = ("reconstruct", "batch", "preview", "render", "info", "train", "evaluate")
+
+EXIT_FAILURE = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split("\n")).strip()
+
+
+class GmsrGroup(click.Group):
+    """A click group that turns library errors into `Error: ...` (exit 1), Ctrl-C into exit 130
+    and unexpected exceptions into one line with a hint; -v adds the traceback."""
+
+    def invoke(self, ctx: click.Context):
+        verbose = bool(ctx.params.get("verbose"))
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("Interrupted; outputs in progress were removed.", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+        except GmsrError as exc:
+            if verbose:
+                traceback.print_exc()
+            raise click.ClickException(_one_line(exc)) from None
+        except Exception as exc:
+            if verbose:
+                traceback.print_exc()
+                raise click.ClickException(_one_line(f"unexpected {type(exc).__name__}: {exc}")) from None
+            raise click.ClickException(_one_line(
+                f"unexpected {type(exc).__name__}: {exc} (run again with gmsr -v ... for the traceback)")) from None
+
+
+@click.group(cls=GmsrGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="gmsr")
+@click.option("-v", "--verbose", is_flag=True, help="Show full tracebacks of errors.")
+def cli(verbose: bool) -> None:
+    """Reconstruct 31-band hyperspectral cubes (400-700 nm) from RGB photos with GMSR-Net.
+
+    \b
+    Quick start:
+      gmsr reconstruct photo.png -o cube.h5
+      gmsr preview cube.h5 --band 560nm -o band560.png
+      gmsr batch photos/ -o cubes/
+      gmsr info cube.h5
+    """
+
+
+def _add_commands(group: click.Group) -> None:
+    for name in COMMAND_MODULES:
+        module_name = f"{__package__}.{name}"
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue
+            raise
+        command = getattr(module, "command", None) or getattr(module, name)
+        group.add_command(command, name)
+
+
+_add_commands(cli)
+
+if __name__ == "__main__":
+    cli()

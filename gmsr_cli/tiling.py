@@ -1,0 +1,261 @@
+"""Tiled inference: the tile plan, the blending window, and a forward pass that streams row blocks."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .errors import GmsrError
+
+# Chosen by benchmarks/choose_tile.py on the CAVE validation scenes; see docs/tiling.md.
+DEFAULT_TILE_PX = 256
+DEFAULT_OVERLAP_PX = 32
+# Tiles per forward pass when not given. On the CPU a batch is no faster than its tiles one by one
+# and each 256 px tile costs about 350 MB, so 1; on a GPU batches keep the device busy.
+DEFAULT_BATCH_TILES = {"cpu": 1, "cuda": 8}
+N_BANDS = 31
+
+RowsCallback = Callable[[int, np.ndarray], None]
+ProgressCallback = Callable[[int, int], None]
+
+# The flips of the self-ensemble, as tensor dims of (B, C, H, W); each is its own inverse.
+_TTA_FLIPS: tuple[tuple[int, ...], ...] = ((), (3,), (2,), (2, 3))
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A tile's box in image pixels, [y0, y1) x [x0, x1), and the widths (px) of its blending ramps
+    on each side: the overlap with the neighbouring tile there, 0 at the image border."""
+
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+    ramp_top: int = 0
+    ramp_bottom: int = 0
+    ramp_left: int = 0
+    ramp_right: int = 0
+
+    @property
+    def height(self) -> int:
+        return self.y1 - self.y0
+
+    @property
+    def width(self) -> int:
+        return self.x1 - self.x0
+
+
+def check_tile_options(tile_px: int, overlap_px: int, batch_tiles: int = 1) -> None:
+    """Raise GmsrError naming the option when tile/overlap/batch values cannot work together."""
+    if tile_px < 0:
+        raise GmsrError(f"--tile {tile_px}: must be 0 (whole image) or a positive number of pixels")
+    if 0 < tile_px < 8:
+        raise GmsrError(f"--tile {tile_px}: tiles below 8 px give the network no context; use 64 or more")
+    if overlap_px < 0:
+        raise GmsrError(f"--overlap {overlap_px}: must be 0 or a positive number of pixels")
+    if tile_px and overlap_px > tile_px // 2:
+        raise GmsrError(f"--overlap {overlap_px}: must be at most half the tile ({tile_px // 2} px for "
+                        f"--tile {tile_px})")
+    if batch_tiles < 1:
+        raise GmsrError(f"--batch-tiles {batch_tiles}: must be 1 or more")
+
+
+def _axis_spans(length: int, tile_px: int, overlap_px: int) -> list[tuple[int, int]]:
+    """[start, end) spans covering 0..length, all of the same size min(tile_px, length), with
+    consecutive spans overlapping by at least overlap_px. The starts are spread evenly so that the
+    last span ends at the border instead of being clipped: every tile has the same shape, so a
+    batch needs no padding (padding would change the network's per-tile normalisation)."""
+    if tile_px <= 0 or tile_px >= length:
+        return [(0, length)]
+    stride = tile_px - overlap_px
+    count = max(2, math.ceil((length - overlap_px) / stride))
+    starts = [round(i * (length - tile_px) / (count - 1)) for i in range(count)]
+    return [(s, s + tile_px) for s in starts]
+
+
+def plan_tiles(height: int, width: int, tile_px: int, overlap_px: int) -> list[list[Tile]]:
+    """The tiles of an image, as tile rows top to bottom, each row left to right.
+
+    ``tile_px`` 0, or at least the image's height and width, gives one tile: the whole image.
+    Tiles are min(tile_px, side) pixels on each side, overlap by at least ``overlap_px`` and carry
+    their ramp widths (the actual overlap with each neighbour).
+    """
+    if height < 1 or width < 1:
+        raise ValueError(f"image size must be positive, got {height} x {width}")
+    check_tile_options(tile_px, overlap_px)
+    ys = _axis_spans(height, tile_px, overlap_px)
+    xs = _axis_spans(width, tile_px, overlap_px)
+
+    def ramps(spans: list[tuple[int, int]], i: int) -> tuple[int, int]:
+        before = spans[i - 1][1] - spans[i][0] if i > 0 else 0
+        after = spans[i][1] - spans[i + 1][0] if i + 1 < len(spans) else 0
+        return max(before, 0), max(after, 0)
+
+    rows = []
+    for i, (y0, y1) in enumerate(ys):
+        top, bottom = ramps(ys, i)
+        row = []
+        for j, (x0, x1) in enumerate(xs):
+            left, right = ramps(xs, j)
+            row.append(Tile(y0, y1, x0, x1, top, bottom, left, right))
+        rows.append(row)
+    return rows
+
+
+def blend_ramp(length: int, ramp_start: int, ramp_end: int) -> np.ndarray:
+    """(length,) float32 weights: a raised-cosine rise over the first ``ramp_start`` pixels, a fall
+    over the last ``ramp_end`` pixels, 1 elsewhere. Every weight is > 0, and where two neighbouring
+    tiles overlap by exactly the ramp width their weights sum to 1."""
+    w = np.ones(length, dtype=np.float64)
+    if ramp_start > 0:
+        t = (np.arange(ramp_start) + 0.5) / ramp_start
+        w[:ramp_start] *= 0.5 - 0.5 * np.cos(np.pi * t)
+    if ramp_end > 0:
+        t = (np.arange(ramp_end) + 0.5) / ramp_end
+        w[length - ramp_end:] *= (0.5 + 0.5 * np.cos(np.pi * t))
+    return w.astype(np.float32)
+
+
+def blend_window(tile: Tile) -> np.ndarray:
+    """(h, w) float32 blending weights of ``tile``: the outer product of its two ramps; 1 at the
+    image border (no ramp there), so a single whole-image tile has weight 1 everywhere."""
+    wy = blend_ramp(tile.height, tile.ramp_top, tile.ramp_bottom)
+    wx = blend_ramp(tile.width, tile.ramp_left, tile.ramp_right)
+    return np.outer(wy, wx)
+
+
+def default_batch_tiles(device: torch.device | str) -> int:
+    """Tiles per forward pass for ``device`` when --batch-tiles is not given."""
+    return DEFAULT_BATCH_TILES.get(torch.device(device).type, 1)
+
+
+def _to_unit_float(pixels: np.ndarray) -> np.ndarray:
+    """Image pixels (h, w, 3) of any supported dtype -> float32 in [0, 1]."""
+    if pixels.dtype == np.uint8:
+        return pixels.astype(np.float32) / np.float32(255)
+    if pixels.dtype == np.uint16:
+        return pixels.astype(np.float32) / np.float32(65535)
+    return pixels.astype(np.float32, copy=False)
+
+
+def _forward_batch(model: torch.nn.Module, batch: np.ndarray, device: torch.device, tta: bool) -> np.ndarray:
+    """(B, h, w, 3) float32 -> (B, h, w, 31) float32 through the model (mean over flips with tta)."""
+    x = torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2))).to(device)  # (B, 3, h, w)
+    h, w = x.shape[2:]
+    small = h < 2 or w < 2
+    if small:  # the network needs 2 px per side; repeat the pixel and crop it off again
+        x = torch.nn.functional.pad(x, (0, max(0, 2 - w), 0, max(0, 2 - h)), mode="replicate")
+    flips = _TTA_FLIPS if tta else ((),)
+    out = None
+    with torch.inference_mode():
+        for dims in flips:
+            y = model(x.flip(dims) if dims else x)
+            y = y.flip(dims) if dims else y
+            out = y if out is None else out + y
+            del y
+        if len(flips) > 1:
+            out = out / len(flips)
+    if small:
+        out = out[:, :, :h, :w]
+    return out.permute(0, 2, 3, 1).float().cpu().numpy()  # (B, h, w, 31)
+
+
+def _oom_error(device: torch.device, tile_px: int, batch_tiles: int) -> GmsrError:
+    if tile_px == 0:
+        advice = "use tiles (--tile 256)"
+    elif batch_tiles > 1:
+        advice = f"lower --batch-tiles (now {batch_tiles}) or --tile (now {tile_px})"
+    else:
+        advice = f"lower --tile (now {tile_px})"
+    return GmsrError(f"out of memory on {device} during reconstruction; {advice}, or use --device cpu")
+
+
+def tiled_forward(model: torch.nn.Module, image: np.ndarray, *, tile_px: int = DEFAULT_TILE_PX,
+                  overlap_px: int = DEFAULT_OVERLAP_PX, batch_tiles: int | None = None,
+                  device: torch.device | str | None = None, tta: bool = False,
+                  on_rows: RowsCallback, progress: ProgressCallback | None = None) -> None:
+    """Reconstruct ``image`` tile by tile and hand finished rows to ``on_rows`` top to bottom.
+
+    image: (H, W, 3) RGB, float32 in [0, 1] (uint8 and uint16 are scaled per tile, which keeps the
+    input at 1-2 bytes per value). model: GMSR-Net in eval mode; device: where it lives (default:
+    its parameters' device). Tiles of one tile row go through the network ``batch_tiles`` at a
+    time (None: default_batch_tiles(device)); overlapping outputs are blended with
+    ``blend_window``. on_rows(y0, block) receives
+    (h, W, 31) float32 reflectance blocks, each row once, in order, as soon as no later tile
+    touches them; a block is a view into a reused buffer, valid only during the call (copy it to
+    keep it). Memory is about one tile row of the cube (tile_px x W x 31 float32), never the whole
+    cube, except with tile_px 0 where the one tile is the whole image. progress(done, total)
+    counts tiles.
+    tta averages the outputs of the four flips (none, horizontal, vertical, both).
+    """
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be (H, W, 3), got shape {image.shape}")
+    if device is None:
+        device = next(model.parameters()).device
+    device = torch.device(device)
+    if batch_tiles is None:
+        batch_tiles = default_batch_tiles(device)
+    check_tile_options(tile_px, overlap_px, batch_tiles)
+    height, width = image.shape[:2]
+    rows = plan_tiles(height, width, tile_px, overlap_px)
+    total = sum(len(r) for r in rows)
+    done = 0
+    # Weighted sums and weight sums over the rows of the current tile row, [y0, y0 + tile height):
+    # every tile row has the same height, and the rows it shares with the next one are carried over.
+    tile_h = rows[0][0].height
+    acc = np.zeros((tile_h, width, N_BANDS), dtype=np.float32)
+    weight = np.zeros((tile_h, width), dtype=np.float32)
+    for i, row in enumerate(rows):
+        y0 = row[0].y0
+        for b0 in range(0, len(row), batch_tiles):
+            group = row[b0:b0 + batch_tiles]
+            batch = np.stack([_to_unit_float(image[t.y0:t.y1, t.x0:t.x1]) for t in group])
+            try:
+                out = _forward_batch(model, batch, device, tta)
+            except torch.cuda.OutOfMemoryError:
+                torch.cuda.empty_cache()
+                raise _oom_error(device, tile_px, batch_tiles) from None
+            except MemoryError:
+                raise _oom_error(device, tile_px, batch_tiles) from None
+            del batch
+            for t, tile_out in zip(group, out):
+                win = blend_window(t)
+                acc[:, t.x0:t.x1] += tile_out * win[:, :, None]
+                weight[:, t.x0:t.x1] += win
+            del out
+            done += len(group)
+            if progress is not None:
+                progress(done, total)
+        # Rows above the next tile row's top are final; the rest move up for the next tile row.
+        next_y0 = rows[i + 1][0].y0 if i + 1 < len(rows) else height
+        n_final = next_y0 - y0
+        block = acc[:n_final]
+        block /= weight[:n_final, :, None]
+        on_rows(y0, block)
+        carried = tile_h - n_final
+        if carried > 0:
+            acc[:carried] = acc[n_final:].copy()
+            weight[:carried] = weight[n_final:].copy()
+        acc[carried:] = 0
+        weight[carried:] = 0
+
+
+def reconstruct_array(model: torch.nn.Module, image: np.ndarray, *, tile_px: int = DEFAULT_TILE_PX,
+                      overlap_px: int = DEFAULT_OVERLAP_PX, batch_tiles: int | None = None,
+                      device: torch.device | str | None = None, tta: bool = False,
+                      progress: ProgressCallback | None = None) -> np.ndarray:
+    """The whole (H, W, 31) float32 cube of ``image`` in memory (tiled_forward's rows collected);
+    for small images, notebooks, tests and evaluation."""
+    height, width = image.shape[:2]
+    cube = np.empty((height, width, N_BANDS), dtype=np.float32)
+
+    def keep(y0: int, block: np.ndarray) -> None:
+        cube[y0:y0 + block.shape[0]] = block
+
+    tiled_forward(model, image, tile_px=tile_px, overlap_px=overlap_px, batch_tiles=batch_tiles,
+                  device=device, tta=tta, on_rows=keep, progress=progress)
+    return cube
