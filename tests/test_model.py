@@ -57,3 +57,28 @@ def test_smallest_images(golden):
         for h, w in ((2, 2), (2, 9), (9, 2), (3, 3)):
             out = model(torch.rand(1, 3, h, w))
             assert out.shape == (1, 31, h, w) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("d_model", [10, 31])
+def test_ss2d_inference_path_matches_the_autograd_path(d_model):
+    """SS2D without gradients on the CPU takes the fused numba path; with gradients, the
+    per-direction autograd path. Random parameters (all of them perturbed), a random image."""
+    pytest.importorskip("numba")
+    from gmsr_cli.model.layers import SS2D
+
+    torch.manual_seed(d_model)
+    module = SS2D(d_model, backend="numba")
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    x = torch.randn(2, 9, 13, d_model)
+    with torch.no_grad():
+        fused = module._forward_fused(x)
+        dispatched = module(x)
+    with torch.inference_mode():
+        in_inference_mode = module(x)
+    with_grad = module(x)
+    assert with_grad.requires_grad
+    scale = with_grad.abs().max().item()
+    torch.testing.assert_close(fused, with_grad.detach(), rtol=1e-5, atol=1e-5 * scale)
+    assert torch.equal(dispatched, fused) and torch.equal(in_inference_mode, fused)

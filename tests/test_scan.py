@@ -93,3 +93,119 @@ def test_cuda_backends_match_reference(backend):
     ref = selective_scan(u, delta, A, B, C, D, bias, True, backend="reference")
     args = [t.cuda() for t in (u, delta, A, B, C, D, bias)]
     _assert_close(selective_scan(*args, True, backend=backend).cpu(), ref)
+
+
+# The fused SS2D inference kernel (gmsr_cli/scan/fused.py) and its in-place helpers
+# (gmsr_cli/scan/ss2d_cpu.py): the four directions walked in place over one channels-last image,
+# against the reference backend run on the flipped and transposed sequences of the spec.
+
+
+def _direction_sequence(t, k):
+    # (B, C, H, W) -> (B, C, L) in direction k's order: rows, columns, and both reversed.
+    b, c, h, w = t.shape
+    seq = t.reshape(b, c, h * w) if k % 2 == 0 else t.transpose(2, 3).reshape(b, c, h * w)
+    return seq.flip(-1) if k >= 2 else seq
+
+
+def _from_direction_sequence(y, k, h, w):
+    # (B, C, L) in direction k's order -> (B, C, H*W) row-major.
+    if k >= 2:
+        y = y.flip(-1)
+    if k % 2 == 1:
+        b, c, _ = y.shape
+        y = y.reshape(b, c, w, h).transpose(2, 3).reshape(b, c, h * w)
+    return y
+
+
+def _fused_case(height, width, channels, rank, n_state=16, strong=False, batch=2, seed=0):
+    """Random inputs for the four directions; returns the kernel's y and the reference's,
+    both (B, H*W, channels)."""
+    from gmsr_cli.scan.fused import ss2d_scan_fused
+
+    g = torch.Generator().manual_seed(seed)
+    length = height * width
+    x = torch.randn(batch, channels, height, width, generator=g)
+    y_ref = torch.zeros(batch, channels, length)
+    y = torch.zeros(batch, length, channels)
+    xs = x.permute(0, 2, 3, 1).reshape(batch, length, channels).contiguous()
+    for k in range(4):
+        proj = torch.randn(batch, rank + 2 * n_state, height, width, generator=g)
+        dt_w = torch.randn(channels, rank, generator=g)
+        dt_b = torch.randn(channels, generator=g)
+        A_logs = torch.randn(channels, n_state, generator=g) * 2 + (4 if strong else 0)
+        A = -torch.exp(A_logs)
+        D = torch.randn(channels, generator=g)
+        pr = _direction_sequence(proj, k)
+        delta = torch.einsum("brl,dr->bdl", pr[:, :rank], dt_w)
+        y_k = selective_scan(_direction_sequence(x, k), delta, A, pr[:, None, rank:rank + n_state],
+                             pr[:, None, rank + n_state:], D, dt_b, True, backend="reference")
+        y_ref += _from_direction_sequence(y_k, k, height, width)
+        proj_px = proj.permute(0, 2, 3, 1).reshape(batch, length, -1).contiguous()
+        a2 = (A * (1 / torch.log(torch.tensor(2.0)))).contiguous()
+        ss2d_scan_fused(xs.numpy(), proj_px.numpy(), dt_w.numpy(), dt_b.numpy(), a2.numpy(), D.numpy(),
+                        height, width, k, y.numpy())
+    return y, y_ref.transpose(1, 2)
+
+
+@pytest.mark.parametrize("height, width, rank", [(1, 1, 1), (1, 7, 2), (7, 1, 1), (17, 61, 2)])
+@pytest.mark.parametrize("strong", [False, True])
+def test_fused_ss2d_kernel_matches_reference(height, width, rank, strong):
+    pytest.importorskip("numba")
+    y, ref = _fused_case(height, width, 20, rank, strong=strong)
+    assert torch.isfinite(ref).all()
+    _assert_close(y, ref)
+
+
+def test_fused_ss2d_kernel_other_state_counts_and_ranks_and_wide_padded_channels():
+    pytest.importorskip("numba")
+    from gmsr_cli.scan.fused import padded_channels
+
+    y, ref = _fused_case(5, 6, 13, 3, n_state=5, batch=3, seed=1)  # generated and compiled at first use
+    _assert_close(y, ref)
+    y, ref = _fused_case(6, 9, padded_channels(70), 1, seed=2)  # more channels than one job takes
+    _assert_close(y, ref)
+
+
+def test_generated_fused_kernel_module_is_up_to_date():
+    pytest.importorskip("numba")
+    from pathlib import Path
+
+    from gmsr_cli.scan import fused
+
+    assert (Path(fused.__file__).parent / "_fused_n16.py").read_text() == fused.module_source(16)
+
+
+def test_fused_kernel_leaves_denormals_working_on_the_calling_thread():
+    pytest.importorskip("numba")
+    import numpy as np
+
+    _fused_case(3, 4, 8, 1)
+    tiny = np.float32(1e-38) * np.float32(1e-3)  # a denormal: 0 if flush-to-zero had leaked
+    assert tiny > 0
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1, 3), (2, 5, 7, 20), (1, 9, 1, 8), (2, 33, 17, 62)])
+def test_inplace_depthwise_conv_silu_and_norm_gate_match_torch(shape):
+    pytest.importorskip("numba")
+    import torch.nn.functional as F
+
+    from gmsr_cli.scan.ss2d_cpu import depthwise_conv3x3_silu_, layer_norm_silu_gate_
+
+    b, h, w, d = shape
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(b, h, w, d, generator=g)
+    weight, bias = torch.randn(d, 1, 3, 3, generator=g), torch.randn(d, generator=g)
+    ref = F.silu(F.conv2d(x.permute(0, 3, 1, 2), weight, bias, padding=1, groups=d)).permute(0, 2, 3, 1)
+    taps = weight.reshape(d, 9).t().contiguous().numpy()
+    for bands in (1, 2, 7):  # rows split among jobs, more bands than rows included
+        got = x.clone()
+        depthwise_conv3x3_silu_(got.numpy().reshape(b, h, w * d), taps, bias.numpy(), bands)
+        _assert_close(got, ref)
+    # Padded rows (8 extra channels) must keep their padding untouched.
+    y = torch.cat([torch.randn(b * h * w, d, generator=g) * 3 + 1, torch.full((b * h * w, 8), 7.0)], dim=1)
+    z = torch.randn(b * h * w, d + 8, generator=g) * 4
+    gamma, beta = torch.randn(d, generator=g), torch.randn(d, generator=g)
+    ref = F.layer_norm(y[:, :d], (d,), gamma, beta, 1e-5) * F.silu(z[:, :d])
+    layer_norm_silu_gate_(y.numpy(), z.numpy(), d, gamma.numpy(), beta.numpy(), 1e-5)
+    _assert_close(y[:, :d], ref)
+    assert (y[:, d:] == 7.0).all()

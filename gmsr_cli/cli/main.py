@@ -60,6 +60,9 @@ def cli(verbose: bool) -> None:
       gmsr batch photos/ -o cubes/
       gmsr info cube.h5
     """
+    from gmsr_cli.memory import tune_malloc
+
+    tune_malloc()
 
 
 def _add_commands(group: click.Group) -> None:

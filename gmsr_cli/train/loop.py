@@ -47,7 +47,7 @@ class TrainConfig:
     batch_size: int = 8
     lr: float = 4e-4
     lr_min: float = 1e-6
-    warmup_steps: int = 100
+    warmup_steps: int = 50
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     relative_weight: float = 0.1  # weight of the relative (dark-pixel) term of the loss
