@@ -1,0 +1,93 @@
+"""Package trained weights for shipping: evaluate them as `gmsr evaluate --baseline` does, then write
+weights/<name>.safetensors (card in the metadata) and weights/<name>.md (the same card for people).
+
+    python scripts/ship_weights.py runs/srgb/best.safetensors gmsr-cave-srgb
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from gmsr_cli import __version__
+from gmsr_cli.api import load_model
+from gmsr_cli.model.gmsr import GMSRNet
+from gmsr_cli.model.weights import load_weights, save_weights, sha256_of
+from gmsr_cli.tiling import DEFAULT_OVERLAP_PX, DEFAULT_TILE_PX
+from gmsr_cli.train import data as train_data
+from gmsr_cli.train.evaluate import evaluate
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _row(name: str, m: dict) -> str:
+    return f"| {name} | {m['mrae']:.4f} | {m['rmse']:.4f} | {m['psnr']:.2f} | {m['sam']:.2f} |"
+
+
+def main(source: str, name: str) -> None:
+    model = load_model(source, device="cpu")
+    trained = dict(model.weights.card)
+    result = evaluate(model, train_data.scene_paths("val"), tile_px=DEFAULT_TILE_PX, overlap_px=DEFAULT_OVERLAP_PX,
+                      baseline=True)
+    card = {
+        **trained,
+        "name": name,
+        "architecture": "GMSR-Net (Wang et al., arXiv 2405.07777), 44,980 parameters, with per-sample normalisation",
+        "val_metrics": result["mean"],
+        "val_metrics_per_scene": {r["scene"]: r["model"] for r in result["scenes"]},
+        "baseline": result["baseline"],
+        "baseline_val_metrics": result["baseline_mean"],
+        "baseline_val_metrics_per_scene": {r["scene"]: r["baseline"] for r in result["scenes"]},
+        "evaluation": {"command": f"gmsr evaluate --weights {name} --baseline",
+                       "tile_px": DEFAULT_TILE_PX, "overlap_px": DEFAULT_OVERLAP_PX,
+                       "rgb": result["rgb"], "scenes": "whole 512x512 images"},
+        "training_metrics_whole_image": trained.get("val_metrics"),
+        "data_licence": "CAVE Multispectral Image Database, research use; cite Yasuma et al., IEEE TIP 2010",
+        "packaged_with": __version__,
+        "packaged": time.strftime("%Y-%m-%d"),
+    }
+    net = GMSRNet()
+    load_weights(net, source)
+    out = REPO / "weights" / f"{name}.safetensors"
+    save_weights(net, out, card)
+    digest = sha256_of(out)
+    hours = trained.get("training_seconds", 0) / 3600
+    md = [
+        f"# {name}", "",
+        f"GMSR-Net weights for RGB photos from the camera model **`{card['camera']}`** "
+        f"(see ../shared/spec/cameras.md or `gmsr render --list-cameras`).", "",
+        f"- file: `{out.name}`, sha256 `{digest}`",
+        f"- training data: {card.get('training_data')}; train scenes: {', '.join(card.get('train_scenes', []))}",
+        f"- validation scenes (used to choose the epoch, never to train): {', '.join(card.get('val_scenes', []))}",
+        f"- started from: {card['recipe'].get('init') or 'random initialisation'}",
+        f"- recipe: {json.dumps(card['recipe'], sort_keys=True)}",
+        f"- training: {card.get('epoch')} epochs, {card.get('step')} steps, {hours:.2f} h on {', '.join(card.get('hardware', []))}",
+        f"- software: gmsr-cli {card.get('software_version')}, torch {card.get('torch_version')}", "",
+        "## Validation (whole 512x512 scenes, 8-bit RGB rendered by the camera model, "
+        f"tile {DEFAULT_TILE_PX}, overlap {DEFAULT_OVERLAP_PX})", "",
+        f"Reproduce: `{card['evaluation']['command']}`", "",
+        "| method | MRAE | RMSE | PSNR dB | SAM deg |", "|---|---|---|---|---|",
+        _row("GMSR-Net (these weights)", card["val_metrics"]),
+        _row("root-polynomial baseline", card["baseline_val_metrics"]), "",
+        "Per scene:", "", "| scene | method | MRAE | RMSE | PSNR dB | SAM deg |", "|---|---|---|---|---|---|",
+    ]
+    for r in result["scenes"]:
+        md.append(_row(f"{r['scene']} | GMSR-Net", r["model"]))
+        md.append(_row(f"{r['scene']} | baseline", r["baseline"]))
+    md += ["", "Limits: 4 validation scenes of one laboratory database (CAVE, one illuminant); expect "
+           "worse on other scenes, cameras and lighting. The input must be encoded like the camera model "
+           "above (an sRGB photo for `srgb`).", "",
+           "Data: CAVE Multispectral Image Database (Columbia University), research use; cite F. Yasuma, "
+           "T. Mitsunaga, D. Iso and S. K. Nayar, IEEE TIP 2010.", ""]
+    (REPO / "weights" / f"{name}.md").write_text("\n".join(md))
+    print(json.dumps({"weights": str(out), "sha256": digest, "val": card["val_metrics"],
+                      "baseline": card["baseline_val_metrics"]}, indent=2))
+
+
+if __name__ == "__main__":
+    torch.set_grad_enabled(False)
+    main(*sys.argv[1:3])
