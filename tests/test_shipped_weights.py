@@ -1,0 +1,29 @@
+"""The shipped weights: their cards hold what `gmsr evaluate` measures, and they fit the network."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from gmsr_cli.cli.main import cli
+from gmsr_cli.model.weights import read_weights, shipped_weight_names
+
+
+def test_both_camera_models_ship_with_cards():
+    assert {"gmsr-cave-srgb", "gmsr-cave-cie1964"} <= set(shipped_weight_names())
+    for name, camera in (("gmsr-cave-srgb", "srgb"), ("gmsr-cave-cie1964", "cie1964")):
+        _, info = read_weights(name)
+        assert info.kind == "gmsr-cli" and info.camera == camera
+        for key in ("val_metrics", "baseline_val_metrics", "recipe", "training_seconds", "hardware", "val_scenes"):
+            assert key in info.card, (name, key)
+
+
+@pytest.mark.slow
+def test_evaluate_reproduces_the_srgb_card(shared_dir):
+    result = CliRunner().invoke(cli, ["evaluate", "--weights", "gmsr-cave-srgb", "--baseline", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    _, info = read_weights("gmsr-cave-srgb")
+    for key in ("mrae", "rmse", "psnr", "sam"):
+        assert report["mean"][key] == pytest.approx(info.card["val_metrics"][key], rel=1e-4)
+        assert report["baseline_mean"][key] == pytest.approx(info.card["baseline_val_metrics"][key], rel=1e-4)
