@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..errors import BackendError
+from .reference import effective_delta
 
 _LOG2E = 1.0 / math.log(2.0)
 _CHUNK = 64  # steps between saved states for the backward pass
@@ -54,11 +54,7 @@ def selective_scan_numba(u, delta, A, B, C, D=None, delta_bias=None, delta_softp
     """The numba backend; same contract as ``selective_scan_reference``; CPU tensors only."""
     if u.device.type != "cpu":
         raise BackendError(f"the 'numba' scan backend needs CPU tensors, got {u.device}; use --backend auto")
-    delta = delta.float()
-    if delta_bias is not None:
-        delta = delta + delta_bias.float()[None, :, None]
-    if delta_softplus:
-        delta = F.softplus(delta)
+    delta = effective_delta(delta, delta_bias, delta_softplus)
     y = _NumbaScan.apply(u.float(), delta, A.float(), B.float(), C.float())
     if D is not None:
         y = y + u.float() * D.float()[None, :, None]

@@ -15,6 +15,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .reference import effective_delta
+
 
 def _scan_block(u, delta, A, B, C, chunk):
     # u, delta: (b, d, L); A: (d, N); B, C: (b, d, N, L) already expanded to channels.
@@ -55,11 +57,7 @@ def selective_scan_chunked(u, delta, A, B, C, D=None, delta_bias=None, delta_sof
                            max_block_elements=2**27):
     """Same contract as ``selective_scan_reference``; differentiable through autograd."""
     u = u.float()
-    delta = delta.float()
-    if delta_bias is not None:
-        delta = delta + delta_bias.float()[None, :, None]
-    if delta_softplus:
-        delta = F.softplus(delta)
+    delta = effective_delta(delta, delta_bias, delta_softplus)
     batch, channels, length = u.shape
     groups = B.shape[1]
     per_group = channels // groups

@@ -6,6 +6,14 @@ import torch
 import torch.nn.functional as F
 
 
+def effective_delta(delta: torch.Tensor, delta_bias: torch.Tensor | None, delta_softplus: bool) -> torch.Tensor:
+    """The step sizes the recurrence uses: softplus(delta + delta_bias) (each part optional), float32."""
+    delta = delta.float()
+    if delta_bias is not None:
+        delta = delta + delta_bias.float()[None, :, None]
+    return F.softplus(delta) if delta_softplus else delta
+
+
 def selective_scan_reference(
     u: torch.Tensor,
     delta: torch.Tensor,
@@ -23,11 +31,7 @@ def selective_scan_reference(
     in float32. Differentiable through autograd (slowly).
     """
     u = u.float()
-    delta = delta.float()
-    if delta_bias is not None:
-        delta = delta + delta_bias.float()[None, :, None]
-    if delta_softplus:
-        delta = F.softplus(delta)
+    delta = effective_delta(delta, delta_bias, delta_softplus)
     batch, channels, length = u.shape
     groups = B.shape[1]
     B = B.float().repeat_interleave(channels // groups, dim=1)  # (b, g, N, L) -> (b, d, N, L)
