@@ -81,6 +81,23 @@ class CubeWriter:
         raise NotImplementedError
 
 
+class RawRowsWriter(CubeWriter):
+    """A writer whose file holds the cube as raw C-order (H, W, B) rows after a header: the
+    subclass writes the header and leaves `self.fh` open at the first data byte. Rows arrive in
+    order (CubeWriter checks), so each is appended where the previous one ended."""
+
+    fh: Any
+
+    def _write_rows(self, y0: int, block: np.ndarray) -> None:
+        self.fh.write(block.astype(self.dtype, copy=False).tobytes())
+
+    def _finish(self) -> None:
+        self.fh.flush()
+
+    def _release(self) -> None:
+        self.fh.close()
+
+
 class RowBuffer:
     """Collects incoming rows into blocks of `rows` rows (the last may be shorter) so that
     chunked formats write each chunk once. Holds at most `rows` rows: (rows, W, B)."""

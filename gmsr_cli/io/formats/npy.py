@@ -9,14 +9,14 @@ import numpy as np
 
 from gmsr_cli.errors import CubeError
 from gmsr_cli.io.cube import DEFAULT_WAVELENGTHS_NM, Cube, MappedArray
-from gmsr_cli.io.formats._base import CubeWriter, default_integer_scale
+from gmsr_cli.io.formats._base import RawRowsWriter, default_integer_scale
 
 
 def output_paths(path: Path) -> list[Path]:
     return [Path(path)]
 
 
-class NpyWriter(CubeWriter):
+class NpyWriter(RawRowsWriter):
     """Writes the .npy header, then appends rows: C-order (H, W, B) is exactly the row order."""
 
     def __init__(self, path: Path, height: int, width: int, wavelengths_nm: Any, dtype: str):
@@ -30,14 +30,6 @@ class NpyWriter(CubeWriter):
         }
         np.lib.format.write_array_header_1_0(self.fh, header)
 
-    def _write_rows(self, y0: int, block: np.ndarray) -> None:
-        self.fh.write(block.astype(self.dtype, copy=False).tobytes())
-
-    def _finish(self) -> None:
-        self.fh.flush()
-
-    def _release(self) -> None:
-        self.fh.close()
 
 
 def open_writer(paths: list[Path], *, height: int, width: int, wavelengths_nm: Any,

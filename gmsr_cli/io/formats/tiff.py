@@ -12,7 +12,7 @@ import numpy as np
 
 from gmsr_cli.errors import CubeError
 from gmsr_cli.io.cube import AxesView, Cube, MappedArray
-from gmsr_cli.io.formats._base import CubeWriter, clean_attrs, default_integer_scale, wavelengths_to_nm
+from gmsr_cli.io.formats._base import RawRowsWriter, clean_attrs, default_integer_scale, wavelengths_to_nm
 
 GDAL_METADATA_TAG = 42112
 # Classic TIFF offsets are 32-bit; leave room for the header and tags.
@@ -35,7 +35,7 @@ def gdal_metadata_xml(wavelengths_nm: np.ndarray, attrs: dict[str, Any]) -> str:
     return "<GDALMetadata>\n" + "\n".join(items) + "\n</GDALMetadata>\n"
 
 
-class TiffWriter(CubeWriter):
+class TiffWriter(RawRowsWriter):
     """tifffile lays out the tags and an empty contiguous data region; rows are then written
     into that region in order (no compression, so the file can be mapped lazily on reading)."""
 
@@ -48,8 +48,8 @@ class TiffWriter(CubeWriter):
         super().__init__(height, width, wavelengths_nm, dtype)
         self.dtype = self.dtype.newbyteorder("<")
         attrs = clean_attrs(attrs)
-        self.row_bytes = self.width * self.bands * self.dtype.itemsize
-        total = self.row_bytes * self.height
+        row_bytes = self.width * self.bands * self.dtype.itemsize
+        total = row_bytes * self.height
         metadata = {
             "wavelengths_nm": [float(w) for w in self.wavelengths_nm],
             "wavelength_units": "nm",
@@ -60,25 +60,15 @@ class TiffWriter(CubeWriter):
             offset, nbytes = tw.write(
                 None, shape=(self.height, self.width, self.bands), dtype=self.dtype,
                 photometric="minisblack", planarconfig="contig",
-                rowsperstrip=max(1, STRIP_BYTES // self.row_bytes),
+                rowsperstrip=max(1, STRIP_BYTES // row_bytes),
                 metadata=metadata, software=f"gmsr-cli {__version__}",
                 extratags=[(GDAL_METADATA_TAG, "s", 0, gdal_metadata_xml(self.wavelengths_nm, attrs), True)],
                 returnoffset=True,
             )
         if nbytes != total:
             raise RuntimeError(f"tifffile laid out {nbytes} data bytes, expected {total}")
-        self.offset = offset
         self.fh = open(path, "r+b")
-
-    def _write_rows(self, y0: int, block: np.ndarray) -> None:
-        self.fh.seek(self.offset + y0 * self.row_bytes)
-        self.fh.write(block.astype(self.dtype, copy=False).tobytes())
-
-    def _finish(self) -> None:
-        self.fh.flush()
-
-    def _release(self) -> None:
-        self.fh.close()
+        self.fh.seek(offset)  # tifffile laid out the strips contiguously from here: rows append
 
 
 def open_writer(paths: list[Path], *, height: int, width: int, wavelengths_nm: Any,
