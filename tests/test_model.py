@@ -82,3 +82,52 @@ def test_ss2d_inference_path_matches_the_autograd_path(d_model):
     scale = with_grad.abs().max().item()
     torch.testing.assert_close(fused, with_grad.detach(), rtol=1e-5, atol=1e-5 * scale)
     assert torch.equal(dispatched, fused) and torch.equal(in_inference_mode, fused)
+
+
+def _published_minmax(t):
+    lo = t.amin(dim=tuple(range(1, t.dim())), keepdim=True)
+    hi = t.amax(dim=tuple(range(1, t.dim())), keepdim=True)
+    return (t - lo) / (hi - lo + 1e-8)
+
+
+def _published_spatial(module, x):
+    """The spec's spatial gradient attention as written: normalise the whole gradient stack, then pool."""
+    from gmsr_cli.model.layers import _pad_last
+
+    gx = _pad_last(x[..., :, 1:] - x[..., :, :-1], -1)
+    gy = _pad_last(x[..., 1:, :] - x[..., :-1, :], -2)
+    g = _published_minmax(torch.cat([gx, gy], dim=1))
+    pooled = torch.cat([g.mean(dim=1, keepdim=True), g.amax(dim=1, keepdim=True)], dim=1)
+    return x * torch.sigmoid(module.conv1(pooled))
+
+
+def _published_spectral(module, x):
+    d = _published_minmax(x[:, 1:] - x[:, :-1])
+    d = torch.cat([d, d[:, -1:]], dim=1)
+    return x * torch.sigmoid(module.fc(d.mean(dim=(2, 3), keepdim=True)) + module.fc(d.amax(dim=(2, 3), keepdim=True)))
+
+
+@pytest.mark.parametrize("shape", [(2, 31, 40, 37), (1, 31, 2, 5), (3, 31, 7, 2)])
+@pytest.mark.parametrize("kind", ["spatial", "spectral"])
+def test_gradient_attentions_equal_the_published_formulation(kind, shape):
+    """The attentions normalise pooled maps instead of whole tensors (to save memory); values and
+    every gradient must equal the published order of operations."""
+    from gmsr_cli.model.layers import SpatialGradientAttention, SpectralGradientAttention
+
+    torch.manual_seed(0)
+    module = (SpatialGradientAttention() if kind == "spatial" else SpectralGradientAttention(31)).double()
+    published = _published_spatial if kind == "spatial" else _published_spectral
+    x = torch.randn(*shape, dtype=torch.float64)
+    x[0, :, 0, 0] += 5  # an outlier sets the sample's min-max range
+    weights = torch.rand(shape, dtype=torch.float64)
+    results = []
+    for forward in (module, lambda t: published(module, t)):
+        module.zero_grad()
+        xi = x.clone().requires_grad_(True)
+        (forward(xi) * weights).sum().backward()
+        results.append((forward(xi).detach(), xi.grad, [p.grad.clone() for p in module.parameters()]))
+    (y, gx, gp), (y0, gx0, gp0) = results
+    torch.testing.assert_close(y, y0, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(gx, gx0, rtol=1e-10, atol=1e-12)
+    for g, g0 in zip(gp, gp0):
+        torch.testing.assert_close(g, g0, rtol=1e-10, atol=1e-12)

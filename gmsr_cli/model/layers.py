@@ -19,13 +19,6 @@ from ..scan import get_scan_function
 _EPS = 1e-8
 
 
-def _minmax_per_sample(t: torch.Tensor) -> torch.Tensor:
-    """(B, ...) -> same shape scaled to [0, 1] with one min and max per sample."""
-    lo = t.amin(dim=tuple(range(1, t.dim())), keepdim=True)
-    hi = t.amax(dim=tuple(range(1, t.dim())), keepdim=True)
-    return (t - lo) / (hi - lo + _EPS)
-
-
 def _pad_last(t: torch.Tensor, dim: int) -> torch.Tensor:
     """Pad one element at the end of ``dim`` (-1 or -2) by reflection, as published; a size-1
     dimension (an image 2 pixels wide) has nothing to reflect, so it is repeated instead."""
@@ -35,22 +28,35 @@ def _pad_last(t: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 class SpatialGradientAttention(nn.Module):
-    """x * sigmoid(conv7x7([mean_c g, max_c g])) with g the normalised spatial gradients of x."""
+    """x * sigmoid(conv7x7([mean_c g, max_c g])) with g the normalised spatial gradients of x.
+
+    g = (raw - lo) / (hi - lo + eps) is a positive affine map per sample, so its channel mean and
+    maximum are those of the raw gradients mapped the same way: only two one-channel maps are
+    normalised, never the (B, 2c, H, W) gradient stack (the same values, a fraction of the memory).
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(2, 1, kernel_size=7, padding=3, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, c, H, W) -> (B, c, H, W)
-        gx = _pad_last(x[..., :, 1:] - x[..., :, :-1], -1)
-        gy = _pad_last(x[..., 1:, :] - x[..., :-1, :], -2)
-        g = _minmax_per_sample(torch.cat([gx, gy], dim=1))  # (B, 2c, H, W)
-        pooled = torch.cat([g.mean(dim=1, keepdim=True), g.amax(dim=1, keepdim=True)], dim=1)
+        gx = x[..., :, 1:] - x[..., :, :-1]  # (B, c, H, W-1); padded after the channel reduction
+        gy = x[..., 1:, :] - x[..., :-1, :]  # (B, c, H-1, W)
+        dims = tuple(range(1, x.dim()))
+        lo = torch.minimum(gx.amin(dim=dims, keepdim=True), gy.amin(dim=dims, keepdim=True))
+        hi = torch.maximum(gx.amax(dim=dims, keepdim=True), gy.amax(dim=dims, keepdim=True))
+        total = _pad_last(gx.sum(dim=1, keepdim=True), -1) + _pad_last(gy.sum(dim=1, keepdim=True), -2)
+        peak = torch.maximum(_pad_last(gx.amax(dim=1, keepdim=True), -1), _pad_last(gy.amax(dim=1, keepdim=True), -2))
+        pooled = (torch.cat([total / (2 * x.shape[1]), peak], dim=1) - lo) / (hi - lo + _EPS)
         return x * torch.sigmoid(self.conv1(pooled))
 
 
 class SpectralGradientAttention(nn.Module):
-    """x * sigmoid(fc(avg d) + fc(max d)) with d the normalised differences between bands."""
+    """x * sigmoid(fc(avg d) + fc(max d)) with d the normalised differences between bands.
+
+    As in the spatial attention, the per-sample normalisation is applied to the pooled values
+    (mean and maximum commute with a positive affine map), not to the whole difference tensor.
+    """
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -62,9 +68,16 @@ class SpectralGradientAttention(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, c, H, W) -> (B, c, H, W)
-        d = _minmax_per_sample(x[:, 1:] - x[:, :-1])  # (B, c-1, H, W)
-        d = torch.cat([d, d[:, -1:]], dim=1)
-        w = self.fc(d.mean(dim=(2, 3), keepdim=True)) + self.fc(d.amax(dim=(2, 3), keepdim=True))
+        d = x[:, 1:] - x[:, :-1]  # (B, c-1, H, W)
+        dims = tuple(range(1, d.dim()))
+        lo = d.amin(dim=dims, keepdim=True)
+        scale = d.amax(dim=dims, keepdim=True) - lo + _EPS
+
+        def pool(p: torch.Tensor) -> torch.Tensor:  # (B, c-1, 1, 1) raw -> (B, c, 1, 1) normalised
+            p = (p - lo) / scale
+            return torch.cat([p, p[:, -1:]], dim=1)  # the last difference is repeated, as published
+
+        w = self.fc(pool(d.mean(dim=(2, 3), keepdim=True))) + self.fc(pool(d.amax(dim=(2, 3), keepdim=True)))
         # The published code applies a second sigmoid on top of fc's own; kept for weight parity.
         return x * torch.sigmoid(w)
 
