@@ -16,10 +16,11 @@ import torch
 from gmsr_cli import __version__
 from gmsr_cli.api import load_model
 from gmsr_cli.model.gmsr import GMSRNet
-from gmsr_cli.model.weights import load_weights, save_weights, sha256_of
+from gmsr_cli.model.weights import load_weights, read_weights, save_weights, sha256_of
 from gmsr_cli.tiling import DEFAULT_OVERLAP_PX, DEFAULT_TILE_PX
 from gmsr_cli.train import data as train_data
 from gmsr_cli.train.evaluate import evaluate
+from gmsr_cli.train.loop import lineage_seconds, lineage
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,6 +32,10 @@ def _row(name: str, m: dict) -> str:
 def main(source: str, name: str) -> None:
     model = load_model(source, device="cpu")
     trained = dict(model.weights.card)
+    init = trained.get("recipe", {}).get("init")
+    if init and not trained.get("started_from"):  # runs from before cards recorded their lineage
+        trained["started_from"] = lineage(read_weights(init)[1])  # read before weights/<name> is replaced
+        trained["total_training_seconds"] = trained.get("training_seconds", 0) + lineage_seconds(trained["started_from"])
     result = evaluate(model, train_data.scene_paths("val"), tile_px=DEFAULT_TILE_PX, overlap_px=DEFAULT_OVERLAP_PX,
                       baseline=True)
     card = {
@@ -56,6 +61,16 @@ def main(source: str, name: str) -> None:
     save_weights(net, out, card)
     digest = sha256_of(out)
     hours = trained.get("training_seconds", 0) / 3600
+    total_hours = trained.get("total_training_seconds", trained.get("training_seconds", 0)) / 3600
+    origin = card.get("started_from")
+    if origin:
+        started = (f"{origin['name']} (sha256 `{origin['sha256']}`: {origin.get('epoch')} epochs, "
+                   f"{origin.get('training_seconds', 0) / 3600:.2f} h on {', '.join(origin.get('hardware', []))}, "
+                   f"recipe {json.dumps(origin.get('recipe', {}), sort_keys=True)}"
+                   + (f", itself started from {origin['started_from']['name']}" if origin.get("started_from") else "")
+                   + ")")
+    else:
+        started = "random initialisation"
     md = [
         f"# {name}", "",
         f"GMSR-Net weights for RGB photos from the camera model **`{card['camera']}`** "
@@ -63,9 +78,10 @@ def main(source: str, name: str) -> None:
         f"- file: `{out.name}`, sha256 `{digest}`",
         f"- training data: {card.get('training_data')}; train scenes: {', '.join(card.get('train_scenes', []))}",
         f"- validation scenes (used to choose the epoch, never to train): {', '.join(card.get('val_scenes', []))}",
-        f"- started from: {card['recipe'].get('init') or 'random initialisation'}",
+        f"- started from: {started}",
         f"- recipe: {json.dumps(card['recipe'], sort_keys=True)}",
-        f"- training: {card.get('epoch')} epochs, {card.get('step')} steps, {hours:.2f} h on {', '.join(card.get('hardware', []))}",
+        f"- training: {card.get('epoch')} epochs, {card.get('step')} steps, {hours:.2f} h on {', '.join(card.get('hardware', []))}"
+        + (f"; {total_hours:.2f} h in all with the weights it started from" if origin else ""),
         f"- software: gmsr-cli {card.get('software_version')}, torch {card.get('torch_version')}", "",
         "## Validation (whole 512x512 scenes, 8-bit RGB rendered by the camera model, "
         f"tile {DEFAULT_TILE_PX}, overlap {DEFAULT_OVERLAP_PX})", "",

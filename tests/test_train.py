@@ -58,6 +58,26 @@ def test_training_reduces_the_loss_and_resumes(tmp_path, tiny_data):
     assert info.card["train_scenes"] == train_files
 
 
+def test_fine_tuned_card_records_what_it_started_from(tmp_path, tiny_data):
+    """A fine-tuned model's card keeps the lineage (name, sha256, recipe, time) of its starting
+    weights, so it stays true after that file is replaced, and sums the training time."""
+    train_files, val_files = tiny_data
+    cfg = TrainConfig(train=train_files, val=val_files, epochs=1, samples_per_epoch=8, patch_px=16, batch_size=8)
+    train(cfg, tmp_path / "first", device="cpu")
+    _, first = read_weights(tmp_path / "first" / "best.safetensors")
+    tuned = TrainConfig(**{**cfg.__dict__, "epochs": 2, "init": str(tmp_path / "first" / "best.safetensors")})
+    train(tuned, tmp_path / "second", device="cpu", max_minutes=1e-9)  # stops after one epoch
+    train(tuned, tmp_path / "second", device="cpu")  # a resume keeps the lineage
+    resumed = torch.load(tmp_path / "second" / "last.pt", weights_only=True)
+    assert resumed["epoch"] == 2 and resumed["started_from"]["sha256"] == first.sha256
+    (tmp_path / "first" / "best.safetensors").unlink()
+    _, second = read_weights(tmp_path / "second" / "best.safetensors")
+    origin = second.card["started_from"]
+    assert origin["sha256"] == first.sha256 and origin["recipe"] == first.card["recipe"]
+    assert origin["training_seconds"] == first.card["training_seconds"]
+    assert second.card["total_training_seconds"] == second.card["training_seconds"] + first.card["training_seconds"]
+
+
 def test_resume_refuses_another_camera(tmp_path, tiny_data):
     train_files, val_files = tiny_data
     cfg = TrainConfig(train=train_files, val=val_files, epochs=1, samples_per_epoch=8, patch_px=16, batch_size=8)

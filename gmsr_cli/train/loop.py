@@ -108,6 +108,22 @@ def _val_pairs(cfg: TrainConfig, data_dir: str | None):
     return pairs
 
 
+def lineage(info) -> dict:
+    """What a fine-tuned model's card records of the weights it started from (their own lineage too),
+    so the card still says how it was made after that file is replaced."""
+    keep = ("camera", "recipe", "epoch", "step", "training_seconds", "hardware", "started_from")
+    return {"name": info.name, "file": info.path.name, "sha256": info.sha256,
+            **{k: info.card[k] for k in keep if k in info.card}}
+
+
+def lineage_seconds(started_from: dict | None) -> int:
+    total = 0
+    while started_from:
+        total += int(started_from.get("training_seconds", 0))
+        started_from = started_from.get("started_from")
+    return total
+
+
 def _save_checkpoint(path: Path, model, optimizer, state: dict) -> None:
     tmp = path.with_name(path.name + ".partial")
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), **state}, tmp)
@@ -128,7 +144,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, device: torch.device | str =
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / CHECKPOINT
-    state = {"epoch": 0, "step": 0, "best_mrae": float("inf"), "seconds": 0.0, "hardware": []}
+    state = {"epoch": 0, "step": 0, "best_mrae": float("inf"), "seconds": 0.0, "hardware": [], "started_from": None}
     ckpt = None
     if resume and ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
@@ -138,7 +154,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, device: torch.device | str =
                             "use another --out folder or the same camera")
         # The schedule continues with the new epoch count; everything else comes from the checkpoint.
         cfg = TrainConfig(**{**asdict(saved), "epochs": cfg.epochs})
-        state.update({k: ckpt[k] for k in state})
+        state.update({k: ckpt.get(k, default) for k, default in state.items()})
     torch.manual_seed(cfg.seed + state["epoch"])
     model = GMSRNet(backend=backend, device=device)
     model.train()
@@ -148,7 +164,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, device: torch.device | str =
         optimizer.load_state_dict(ckpt["optimizer"])
         del ckpt
     elif cfg.init:
-        load_weights(model, cfg.init)
+        state["started_from"] = lineage(load_weights(model, cfg.init))
     sources = cfg.train or [str(p) for p in train_data.scene_paths("train", data_dir)]
     dataset = train_data.PatchDataset(sources, cfg.patch_px, camera=cfg.camera, cameras=cfg.cameras or None,
                                       gain_range=tuple(cfg.gain_range), samples_per_epoch=cfg.samples_per_epoch,
@@ -200,6 +216,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, device: torch.device | str =
                 "recipe": {k: v for k, v in asdict(cfg).items() if k not in ("train", "val")},
                 "epoch": state["epoch"], "step": state["step"],
                 "training_seconds": round(state["seconds"]), "hardware": state["hardware"],
+                "started_from": state["started_from"],
+                "total_training_seconds": round(state["seconds"]) + lineage_seconds(state["started_from"]),
                 "val_metrics": val["mean"], "val_tile_px": cfg.val_tile_px,
                 "software_version": __version__, "torch_version": torch.__version__,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
