@@ -29,11 +29,11 @@ def _composed_reference(module: SS2D, x: torch.Tensor) -> torch.Tensor:
     return y
 
 
-@pytest.mark.parametrize("channels", [10, 31])  # dt_rank 1 and 2
-@pytest.mark.parametrize("size", [(1, 3), (5, 7), (9, 23)])  # 9*23 = 207 steps: 3 full chunks of 64 and a partial one
-def test_fused_scan_matches_reference_with_gradients(channels, size):
+@pytest.mark.parametrize("channels, d_state", [(10, 16), (31, 16), (10, 5)])  # dt_rank 1 and 2; N = 5 is compiled on first use
+@pytest.mark.parametrize("size", [(1, 3), (5, 7), (9, 23)])  # 9*23 = 207 steps: 6 full chunks of 32 and a partial one
+def test_fused_scan_matches_reference_with_gradients(channels, d_state, size):
     torch.manual_seed(channels + size[0])
-    module = SS2D(channels)
+    module = SS2D(channels, d_state=d_state)
     with torch.no_grad():  # move away from the initialisation: strong decay, wide dt
         module.A_logs.add_(torch.randn_like(module.A_logs) * 2)
         module.dt_projs_bias.add_(torch.randn_like(module.dt_projs_bias) * 3)
@@ -52,3 +52,21 @@ def test_fused_scan_matches_reference_with_gradients(channels, size):
     for got, want in zip(results[1], results[0]):
         scale = want.abs().max().item()
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5 * scale)
+
+
+def test_generated_training_kernels_are_current():
+    """_ss2d_train_n16.py is generated source (cached by numba); it must match its generator."""
+    from pathlib import Path
+
+    from gmsr_cli.scan import ss2d_numba
+
+    assert (Path(ss2d_numba.__file__).parent / "_ss2d_train_n16.py").read_text() == ss2d_numba.module_source(16)
+
+
+def test_too_many_channels_is_a_clear_error():
+    from gmsr_cli.errors import BackendError
+
+    module = SS2D(40)  # d_inner 80 > 64 lanes
+    x = torch.randn(1, module.d_inner, 3, 3)
+    with pytest.raises(BackendError, match="at most 64 channels"):
+        ss2d_scan_numba(x, module.x_proj_weight, module.dt_projs_weight, module.dt_projs_bias, module.A_logs, module.Ds)

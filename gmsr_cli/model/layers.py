@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from ..scan import get_scan_function
 
 _EPS = 1e-8
+_TRAIN_OP_MAX_CHANNELS = 64  # gmsr_cli.scan.ss2d_numba.MAX_LANES (not imported here: numba is optional)
 
 
 def _pad_last(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -142,7 +143,7 @@ class SS2D(nn.Module):
                 and x.dtype == torch.float32 and self.x_proj_weight.dtype == torch.float32
                 and self.conv2d.kernel_size == (3, 3)):
             return self._forward_fused(x)
-        if self.backend == "numba" and x.device.type == "cpu":
+        if self.backend == "numba" and x.device.type == "cpu" and self.d_inner <= _TRAIN_OP_MAX_CHANNELS:
             return self._forward_train_fused(x)
         b, h, w, _ = x.shape
         d_inner, n, rank = self.d_inner, self.d_state, self.dt_rank
