@@ -23,7 +23,8 @@ gmsr train --out runs/srgb2 --camera srgb --init runs/srgb/best.safetensors --ep
 # (copied to runs/srgb-epoch6.safetensors, the two runs then trained side by side); this script,
 # run start to finish, starts from stage 1's final weights instead. (A fine-tune of the stage-2
 # sRGB weights, 9 epochs of 128 px patches at a peak lr of 5e-4, came out better in PSNR and SAM
-# but not in MRAE, the selection metric, so the shipped cie1964 weights stayed these.)
+# but not in MRAE, the selection metric, so the shipped cie1964 weights stayed these; its
+# checkpoint and log are in resume/cie1964-stage2.)
 gmsr train --out runs/cie1964 --camera cie1964 --init "${CIE_INIT:-runs/srgb/best.safetensors}" --epochs 2 \
     --samples-per-epoch 768 --patch 96 --batch-size 8 --lr 2e-3 --lr-min 1e-5
 
