@@ -20,7 +20,7 @@ from gmsr_cli.model.weights import load_weights, read_weights, save_weights, sha
 from gmsr_cli.tiling import DEFAULT_OVERLAP_PX, DEFAULT_TILE_PX
 from gmsr_cli.train import data as train_data
 from gmsr_cli.train.evaluate import evaluate
-from gmsr_cli.train.loop import lineage_seconds, lineage
+from gmsr_cli.train.loop import lineage, lineage_seconds
 
 REPO = Path(__file__).resolve().parents[1]
 
