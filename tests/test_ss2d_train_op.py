@@ -70,3 +70,11 @@ def test_too_many_channels_is_a_clear_error():
     x = torch.randn(1, module.d_inner, 3, 3)
     with pytest.raises(BackendError, match="at most 64 channels"):
         ss2d_scan_numba(x, module.x_proj_weight, module.dt_projs_weight, module.dt_projs_bias, module.A_logs, module.Ds)
+
+
+def test_model_knows_the_training_kernels_channel_limit():
+    """SS2D picks the fused training op up to this many channels without importing numba."""
+    from gmsr_cli.model import layers
+    from gmsr_cli.scan import ss2d_numba
+
+    assert layers._TRAIN_OP_MAX_CHANNELS == ss2d_numba.MAX_LANES

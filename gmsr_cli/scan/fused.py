@@ -147,18 +147,28 @@ def kernel_source(n_state: int, rank: int) -> str:
         f"                    du = P[{o_du} + c]",
         f"                    acc = P[{o_d} + c] * x_row[c]",
     ]
-    for i in range(n):
-        body += [
-            f"                    h = _exp2_nonpos(dt * P[{i * ms} + c]) * S[{i * ms} + c] + du * pr[{rank + i}]",
-            f"                    S[{i * ms} + c] = h",
-            f"                    acc += h * pr[{rank + n + i}]",
-        ]
+    body += state_update_lines(n, rank, ms, " " * 20)
     lines += ["                for c in range(lanes):"] + body + [
         "                    y_row[c] += acc",
         "        _flush_denormals_end(saved_csr)",
         "",
     ]
     return "\n".join(lines) + "\n"
+
+
+def state_update_lines(n_state: int, rank: int, row: int, indent: str) -> list[str]:
+    """One step of the state recurrence for lane c, the states unrolled: h_s = exp(dt A_s) h_s +
+    dt u B_s and acc += h_s C_s, with A_s * log2(e) in row s of P, h_s in row s of S (rows
+    ``row`` floats apart), B and C from the step's projection ``pr`` after its ``rank`` dt inputs.
+    Shared by the inference kernel and the training forward kernel (gmsr_cli/scan/ss2d_numba.py)."""
+    lines = []
+    for s in range(n_state):
+        lines += [
+            f"{indent}h = _exp2_nonpos(dt * P[{s * row} + c]) * S[{s * row} + c] + du * pr[{rank + s}]",
+            f"{indent}S[{s * row} + c] = h",
+            f"{indent}acc += h * pr[{rank + n_state + s}]",
+        ]
+    return lines
 
 
 def module_source(n_state: int = 16) -> str:

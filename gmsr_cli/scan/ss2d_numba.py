@@ -33,7 +33,7 @@ import threading
 
 import numpy as np
 
-from .fused import LANE_GROUP
+from .fused import padded_channels, state_update_lines  # noqa: F401  (padded_channels re-exported for ss2d.py)
 
 CHUNK = 32  # steps between saved states; the backward pass keeps a chunk's states in cache
 MAX_LANES = 64  # channels per image in one job (GMSR-Net: d_inner 20, 40, 62)
@@ -44,10 +44,6 @@ _LOG2E = 1.0 / math.log(2.0)
 
 _kernels: dict[tuple[str, int, int], object] = {}
 _lock = threading.Lock()
-
-
-def padded_channels(channels: int) -> int:
-    return math.ceil(channels / LANE_GROUP) * LANE_GROUP
 
 
 def _walk_lines(indent: str) -> list[str]:
@@ -119,12 +115,7 @@ def forward_source(n: int, rank: int) -> str:
         f"                    du = T[{ms} + c]",
         f"                    acc = P[{o_d} + c] * x_row[c]",
     ]
-    for s in range(n):
-        lines += [
-            f"                    h = _exp2_nonpos(dt * P[{s * ms} + c]) * S[{s * ms} + c] + du * pr[{rank + s}]",
-            f"                    S[{s * ms} + c] = h",
-            f"                    acc += h * pr[{rank + n + s}]",
-        ]
+    lines += state_update_lines(n, rank, ms, " " * 20)
     lines += [
         "                    y_row[c] += acc",
         "        _flush_denormals_end(saved_csr)",
