@@ -27,3 +27,16 @@ def test_evaluate_reproduces_the_srgb_card(shared_dir):
     for key in ("mrae", "rmse", "psnr", "sam"):
         assert report["mean"][key] == pytest.approx(info.card["val_metrics"][key], rel=1e-4)
         assert report["baseline_mean"][key] == pytest.approx(info.card["baseline_val_metrics"][key], rel=1e-4)
+
+
+def test_installed_package_finds_its_shipped_weights(tmp_path):
+    """Where the package is installed (as in .ci/run), a process outside the checkout finds the
+    weights by name: the README quickstart's `gmsr reconstruct` depends on it."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    code = "from gmsr_cli.model.weights import shipped_weight_names; print(','.join(shipped_weight_names()))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    assert {"gmsr-cave-srgb", "gmsr-cave-cie1964"} <= set(out.stdout.strip().split(","))

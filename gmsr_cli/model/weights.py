@@ -14,7 +14,6 @@ import hashlib
 import json
 import zipfile
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -47,13 +46,14 @@ class WeightsInfo:
 def shipped_weights_dir() -> Path:
     """The folder of the weights that ship with the package.
 
-    An installed package has them as ``gmsr_cli.weights`` (pyproject maps the repository's
-    ``weights/`` there); a source checkout on sys.path has them in ``weights/`` beside the package.
+    An installed package has them in ``gmsr_cli/weights`` (pyproject maps the repository's
+    ``weights/`` there); a source checkout has them in ``weights/`` beside the package. (Not
+    ``importlib.resources.files("gmsr_cli.weights")``: that folder has no ``__init__.py``, and for
+    such a namespace package Python 3.11 returns a MultiplexedPath whose str() is no path.)
     """
-    try:
-        return Path(str(resources.files("gmsr_cli.weights")))
-    except ModuleNotFoundError:
-        return Path(__file__).resolve().parents[2] / "weights"
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "weights"
+    return installed if installed.is_dir() else package.parent / "weights"
 
 
 def shipped_weight_names() -> list[str]:
