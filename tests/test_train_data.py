@@ -175,6 +175,38 @@ def test_exposure_clips_rgb_not_target():
     assert torch.all(rgb == 1.0)  # the photo saturates
 
 
+def test_mixed_patches_blend_two_scenes_linearly():
+    """--mix-prob: a mixed patch's reflectance is a * A + (1 - a) * B of two scenes (times the
+    exposure gain), with a spread over (0, 1), and its RGB is the photo of that blend."""
+    s1 = np.array(np.linspace(0.05, 0.45, 31), dtype=np.float32)  # rising spectrum
+    s2 = s1[::-1].copy()  # falling
+    sources = [np.broadcast_to(s1, (12, 12, 31)).copy(), np.broadcast_to(s2, (12, 12, 31)).copy()]
+    stored = [np.rint(s * 65535) / 65535 for s in (s1, s2)]
+    basis = np.stack(stored, axis=1)  # (31, 2)
+    ds = data.PatchDataset(sources, patch_px=4, gain_range=(1.0, 1.0), samples_per_epoch=60, seed=4, mix_prob=1.0)
+    weights = []
+    for i in range(len(ds)):
+        rgb, cube = ds[i]
+        spectrum = cube.numpy()[:, 0, 0]
+        assert np.allclose(cube.numpy(), spectrum[:, None, None])  # the same blend over the patch
+        coef, *_ = np.linalg.lstsq(basis, spectrum, rcond=None)
+        np.testing.assert_allclose(basis @ coef, spectrum, atol=1e-5)  # on the line through A and B
+        assert coef.min() >= -1e-4 and abs(coef.sum() - 1) < 1e-4  # convex
+        np.testing.assert_array_equal(rgb.numpy(), spectra.render_rgb_float(cube.numpy(), band_axis=0))
+        weights.append(coef[0])
+    weights = np.array(weights)
+    strictly_between = weights[(weights > 0.05) & (weights < 0.95)]
+    # the second patch comes from the other scene about half the time
+    assert len(strictly_between) > 15 and strictly_between.std() > 0.15
+    # without mixing, every patch is one scene's spectrum
+    pure = data.PatchDataset(sources, patch_px=4, gain_range=(1.0, 1.0), samples_per_epoch=20, seed=4)
+    for i in range(len(pure)):
+        spectrum = pure[i][1].numpy()[:, 0, 0]
+        assert min(np.abs(spectrum - s).max() for s in stored) < 1e-6
+    with pytest.raises(DataError, match="mix_prob"):
+        data.PatchDataset(sources, patch_px=4, mix_prob=1.5)
+
+
 def test_patches_deterministic_and_seeded():
     source = _distinct_cube(16, 16)
     a = data.PatchDataset([source], patch_px=6, samples_per_epoch=8, seed=5)

@@ -280,7 +280,11 @@ class PatchDataset(Dataset):
     the number of DataLoader workers. Each sample: a scene drawn uniformly, a random patch_px crop,
     a random one of the 8 flips/rotations, a gain drawn log-uniformly from gain_range (the target
     is gain * cube, unclipped; the RGB is rendered from it and clips as a real photo does), and the
-    camera `camera`, or one drawn uniformly from `cameras` when given. Returns
+    camera `camera`, or one drawn uniformly from `cameras` when given. With probability
+    `mix_prob` the reflectance is instead a per-pixel blend a * A + (1 - a) * B of two such
+    patches (a drawn uniformly in [0, 1], the same over the patch): linear spectral mixing, as of
+    two materials sharing a pixel, which shows the network spectra and colours that the few
+    training scenes do not hold; the RGB is rendered from the blend. Returns
     (rgb float32 tensor (3, p, p) in [0, 1], 8-bit levels; cube float32 tensor (31, p, p)).
     """
 
@@ -295,6 +299,7 @@ class PatchDataset(Dataset):
         samples_per_epoch: int = 4096,
         seed: int = 0,
         geometric: bool = True,
+        mix_prob: float = 0.0,
     ):
         self.cubes = load_stored_cubes(sources)
         if not self.cubes:
@@ -315,6 +320,9 @@ class PatchDataset(Dataset):
         self.samples_per_epoch = int(samples_per_epoch)
         self.seed = int(seed)
         self.geometric = bool(geometric)
+        if not 0.0 <= float(mix_prob) <= 1.0:
+            raise DataError(f"mix_prob must lie in [0, 1], got {mix_prob}")
+        self.mix_prob = float(mix_prob)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -328,6 +336,21 @@ class PatchDataset(Dataset):
         if not 0 <= index < self.samples_per_epoch:
             raise IndexError(index)
         rng = np.random.default_rng([self.seed, self.epoch, int(index)])
+        cube = self._reflectance_patch(rng)
+        if self.mix_prob and rng.random() < self.mix_prob:
+            a = np.float32(rng.random())
+            cube = a * cube + (np.float32(1.0) - a) * self._reflectance_patch(rng)
+        gain = math.exp(rng.uniform(*self.log_gain_range))
+        camera = self.cameras[int(rng.integers(len(self.cameras)))]
+        cube = cube * np.float32(gain)
+        rgb = spectra.render_rgb_float(cube, camera)  # clips at 1 and rounds to 8 bits
+        return (
+            torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))),
+            torch.from_numpy(np.ascontiguousarray(cube.transpose(2, 0, 1))),
+        )
+
+    def _reflectance_patch(self, rng: np.random.Generator) -> np.ndarray:
+        """A random scene's random patch_px crop in a random orientation, float32 (p, p, 31)."""
         stored = self.cubes[int(rng.integers(len(self.cubes)))]
         p = self.patch_px
         height, width = stored.counts.shape[:2]
@@ -339,14 +362,7 @@ class PatchDataset(Dataset):
             counts = np.rot90(counts, int(rng.integers(4)), axes=(0, 1))
             if rng.integers(2):
                 counts = counts[:, ::-1]
-        gain = math.exp(rng.uniform(*self.log_gain_range))
-        camera = self.cameras[int(rng.integers(len(self.cameras)))]
-        cube = np.ascontiguousarray(counts).astype(np.float32) * np.float32(stored.scale * gain)
-        rgb = spectra.render_rgb_float(cube, camera)  # clips at 1 and rounds to 8 bits
-        return (
-            torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))),
-            torch.from_numpy(np.ascontiguousarray(cube.transpose(2, 0, 1))),
-        )
+        return np.ascontiguousarray(counts).astype(np.float32) * np.float32(stored.scale)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -53,6 +53,7 @@ class TrainConfig:
     relative_weight: float = 0.1  # weight of the relative (dark-pixel) term of the loss
     relative_eps: float = 0.01
     gain_range: tuple[float, float] = (0.5, 1.6)
+    mix_prob: float = 0.0  # fraction of patches that blend two scenes' reflectances (data.PatchDataset)
     seed: int = 0
     init: str = ""  # weights to start from (fine-tuning), e.g. the srgb weights for a cie1964 model
     val_tile_px: int = 0  # 0: whole image, as `gmsr evaluate --tile 0`
@@ -168,7 +169,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, device: torch.device | str =
     sources = cfg.train or [str(p) for p in train_data.scene_paths("train", data_dir)]
     dataset = train_data.PatchDataset(sources, cfg.patch_px, camera=cfg.camera, cameras=cfg.cameras or None,
                                       gain_range=tuple(cfg.gain_range), samples_per_epoch=cfg.samples_per_epoch,
-                                      seed=cfg.seed)
+                                      seed=cfg.seed, mix_prob=cfg.mix_prob)
     val_pairs = _val_pairs(cfg, data_dir)
     steps_per_epoch = math.ceil(cfg.samples_per_epoch / cfg.batch_size)
     total_steps = cfg.epochs * steps_per_epoch
