@@ -29,6 +29,26 @@ def test_hand_values():
     assert metrics.psnr(REC, GT) == pytest.approx(PSNR, rel=1e-12)
 
 
+def test_band_rmse_hand_values_and_blocks():
+    # band 0 errors (0.5, 0.25): sqrt((0.25 + 0.0625) / 2); band 1 is exact
+    acc = metrics.MetricAccumulator()
+    acc.update(REC, GT)
+    assert acc.band_rmse() == pytest.approx([math.sqrt(0.15625), 0.0], rel=1e-12)
+    rng = np.random.default_rng(3)
+    gt = rng.uniform(0, 1, size=(9, 7, 31))
+    rec = gt + rng.normal(0, 0.02, size=gt.shape) * np.linspace(1, 3, 31)  # error grows with band
+    whole = metrics.MetricAccumulator()
+    whole.update(rec, gt)
+    blocks = metrics.MetricAccumulator()
+    blocks.update(rec[:4], gt[:4])
+    blocks.update(rec[4:], gt[4:])
+    assert blocks.band_rmse() == pytest.approx(whole.band_rmse(), rel=1e-12)
+    expected = np.sqrt(((rec - gt) ** 2).mean(axis=(0, 1)))
+    assert whole.band_rmse() == pytest.approx(list(expected), rel=1e-12)
+    with pytest.raises(DataError):
+        metrics.MetricAccumulator().band_rmse()
+
+
 def test_sam_hand_values():
     gt = np.array([[1.0, 0.0], [1.0, 0.0], [3.0, 4.0], [1.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
     rec = np.array([[1.0, 1.0], [0.0, 2.0], [6.0, 8.0], [-1.0, 0.0], [0.0, 0.0], [0.5, 0.0]])

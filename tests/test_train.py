@@ -108,3 +108,13 @@ def test_train_and_evaluate_commands(tmp_path, tiny_data, shared_dir):
     _, info = read_weights(weights)
     assert report["mean"]["mrae"] == pytest.approx(info.card["val_metrics"]["mrae"], rel=1e-4)
     assert report["baseline_mean"]["psnr"] > 15
+    # per-band RMSE: 31 bands whose mean square is the whole-image MSE, for both methods
+    assert report["wavelengths_nm"] == [400.0 + 10 * i for i in range(31)]
+    for bands, whole in ((report["band_rmse"], report["mean"]), (report["baseline_band_rmse"], report["baseline_mean"])):
+        assert len(bands) == 31
+        assert np.mean(np.square(bands)) == pytest.approx(whole["rmse"] ** 2, rel=1e-9)
+    result = CliRunner().invoke(cli, ["evaluate", "--weights", weights, "--tile", "0", "--per-band", val_files[0]])
+    assert result.exit_code == 0, result.output
+    assert "RMSE per band" in result.output and "700" in result.output
+    result = CliRunner().invoke(cli, ["evaluate", "--weights", weights, "--split", "train", val_files[0]])
+    assert result.exit_code == 2 and "not both" in result.output

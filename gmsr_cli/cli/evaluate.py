@@ -6,7 +6,7 @@ import json
 
 import click
 
-from gmsr_cli.cli.options import backend_option, device_option, overlap_option, tile_option
+from gmsr_cli.cli.options import backend_option, device_option, overlap_option, tile_option, tta_option
 
 
 @click.command("evaluate")
@@ -19,12 +19,18 @@ from gmsr_cli.cli.options import backend_option, device_option, overlap_option, 
 @click.option("--baseline", is_flag=True, help="Also score the root-polynomial regression baseline.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="CAVE scene folder for the default scenes and the baseline fit [default: ../shared/data/cave].")
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.option("--split", type=click.Choice(["val", "train"]), default=None,
+              help="Score the CAVE validation or training scenes instead of SCENES [default: val when no SCENES]; "
+                   "train beside val shows how much of a model's fit carries over to scenes it never saw.")
+@click.option("--per-band", is_flag=True, help="Also print the RMSE of each band, pooled over the scenes.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON (per-band RMSE included).")
 @tile_option
 @overlap_option
+@tta_option
 @device_option
 @backend_option
-def command(scenes, weights, rgb_images, camera, baseline, data_dir, as_json, tile_px, overlap_px, device, backend):
+def command(scenes, weights, rgb_images, camera, baseline, data_dir, split, per_band, as_json, tile_px, overlap_px, tta,
+            device, backend):
     """Reconstruct whole SCENES (cube files) and report MRAE, RMSE, PSNR and SAM.
 
     The RGB input is rendered from each cube by the weights' camera model as an 8-bit photo and
@@ -34,6 +40,7 @@ def command(scenes, weights, rgb_images, camera, baseline, data_dir, as_json, ti
     \b
     Example:
       gmsr evaluate --weights gmsr-cave-srgb --baseline
+      gmsr evaluate --split train --baseline --per-band
       gmsr evaluate --weights my.safetensors scene1.h5 scene2.mat --json
     """
     from rich.console import Console
@@ -43,7 +50,9 @@ def command(scenes, weights, rgb_images, camera, baseline, data_dir, as_json, ti
     from gmsr_cli.train import data as train_data
     from gmsr_cli.train.evaluate import METRICS, evaluate
 
-    paths = list(scenes) or [str(p) for p in train_data.scene_paths("val", data_dir)]
+    if scenes and split:
+        raise click.UsageError("give SCENES or --split, not both")
+    paths = list(scenes) or [str(p) for p in train_data.scene_paths(split or "val", data_dir)]
     model = load_model(weights, device, backend)
     err = Console(stderr=True)
 
@@ -52,11 +61,12 @@ def command(scenes, weights, rgb_images, camera, baseline, data_dir, as_json, ti
             err.print(f"[dim]{row['scene']}: {row['seconds']} s[/dim]")
 
     result = evaluate(model, paths, rgb_images=list(rgb_images) or None, camera=camera, tile_px=tile_px,
-                      overlap_px=overlap_px, baseline=baseline, data_dir=data_dir, on_scene=on_scene)
+                      overlap_px=overlap_px, tta=tta, baseline=baseline, data_dir=data_dir, on_scene=on_scene)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
-    table = Table(title=f"{result['weights']} (camera {result['camera']}, tile {tile_px}, overlap {overlap_px})")
+    table = Table(title=f"{result['weights']} (camera {result['camera']}, tile {tile_px}, overlap {overlap_px}"
+                  f"{', TTA' if tta else ''})")
     table.add_column("scene")
     table.add_column("method")
     for name in ("MRAE", "RMSE", "PSNR dB", "SAM deg"):
@@ -74,3 +84,15 @@ def command(scenes, weights, rgb_images, camera, baseline, data_dir, as_json, ti
     if "baseline_mean" in result:
         add("mean", "baseline", result["baseline_mean"], style="bold dim")
     Console().print(table)
+    if per_band:
+        bands = Table(title="RMSE per band, pooled over the scenes")
+        bands.add_column("nm", justify="right")
+        bands.add_column("GMSR-Net", justify="right")
+        if "baseline_band_rmse" in result:
+            bands.add_column("baseline", justify="right")
+        for i, nm in enumerate(result["wavelengths_nm"]):
+            cells = [f"{nm:.0f}", f"{result['band_rmse'][i]:.4f}"]
+            if "baseline_band_rmse" in result:
+                cells.append(f"{result['baseline_band_rmse'][i]:.4f}")
+            bands.add_row(*cells)
+        Console().print(bands)

@@ -9,6 +9,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .. import spectra
 from ..errors import DataError
 from ..tiling import DEFAULT_OVERLAP_PX, DEFAULT_TILE_PX, reconstruct_array
 from . import data as train_data
@@ -20,6 +21,11 @@ METRICS = ("mrae", "rmse", "psnr", "sam")
 
 def _mean(rows: list[dict]) -> dict:
     return {k: float(np.mean([r[k] for r in rows])) for k in METRICS}
+
+
+def _band_rmse_mean(per_scene: list[list[float]]) -> list[float]:
+    """Per-band RMSE over all scenes, each scene weighing the same (root of the mean of the MSEs)."""
+    return [float(v) for v in np.sqrt(np.mean(np.square(np.asarray(per_scene, dtype=np.float64)), axis=0))]
 
 
 def fit_baseline(camera: str, data_dir: str | Path | None = None, train_files: Sequence[str] | None = None,
@@ -63,11 +69,13 @@ def evaluate(model, scenes: Sequence[str | Path], *, rgb_images: Sequence[str | 
                                 batch_tiles=batch_tiles, device=model.device, tta=tta)
         acc = MetricAccumulator()
         acc.update(rec, cube)
-        row = {"scene": Path(scene).stem, "model": acc.result(), "seconds": round(time.perf_counter() - start, 2)}
+        row = {"scene": Path(scene).stem, "model": acc.result(), "model_band_rmse": acc.band_rmse(),
+               "seconds": round(time.perf_counter() - start, 2)}
         if fitted is not None:
             acc = MetricAccumulator()
             acc.update(fitted.predict(rgb), cube)
             row["baseline"] = acc.result()
+            row["baseline_band_rmse"] = acc.band_rmse()
         rows.append(row)
         if on_scene is not None:
             on_scene(row)
@@ -79,8 +87,11 @@ def evaluate(model, scenes: Sequence[str | Path], *, rgb_images: Sequence[str | 
         "camera": camera, "tile_px": tile_px, "overlap_px": overlap_px, "tta": tta,
         "rgb": "given images" if rgb_images is not None else f"rendered 8-bit by camera model {camera!r}",
         "scenes": rows, "mean": _mean([r["model"] for r in rows]),
+        "wavelengths_nm": [float(w) for w in spectra.WAVELENGTHS_NM],
+        "band_rmse": _band_rmse_mean([r["model_band_rmse"] for r in rows]),
     }
     if fitted is not None:
         result["baseline"] = "root-polynomial degree 2 (linear RGB), least squares on the CAVE training scenes"
         result["baseline_mean"] = _mean([r["baseline"] for r in rows])
+        result["baseline_band_rmse"] = _band_rmse_mean([r["baseline_band_rmse"] for r in rows])
     return result

@@ -33,6 +33,7 @@ class MetricAccumulator:
         self.angle_sum_deg = 0.0
         self.n_values = 0
         self.n_pixels = 0
+        self.band_sq_sum: np.ndarray | None = None  # (B,) float64
 
     def update(self, rec, gt) -> None:
         """Add one block: rec and gt (..., B) float arrays of the same shape."""
@@ -48,7 +49,9 @@ class MetricAccumulator:
             g = gt[start : start + _CHUNK_PIXELS].astype(np.float64)
             diff = r - g
             self.abs_rel_sum += float(np.sum(np.abs(diff) / (g + MRAE_EPS)))
-            self.sq_sum += float(np.sum(diff * diff))
+            band_sq = np.einsum("nb,nb->b", diff, diff)
+            self.band_sq_sum = band_sq if self.band_sq_sum is None else self.band_sq_sum + band_sq
+            self.sq_sum += float(np.sum(band_sq))
             self.angle_sum_deg += float(np.sum(_spectral_angles_deg(r, g)))
         self.n_values += rec.size
         self.n_pixels += rec.shape[0]
@@ -64,6 +67,12 @@ class MetricAccumulator:
             "psnr": -10.0 * math.log10(mse) if mse > 0 else math.inf,
             "sam": self.angle_sum_deg / self.n_pixels,
         }
+
+    def band_rmse(self) -> list[float]:
+        """RMSE of each band (the last axis) over every pixel added so far."""
+        if self.n_pixels == 0:
+            raise DataError("no pixels were added to the metric accumulator")
+        return [float(v) for v in np.sqrt(self.band_sq_sum / self.n_pixels)]
 
 
 def _spectral_angles_deg(rec: np.ndarray, gt: np.ndarray) -> np.ndarray:
