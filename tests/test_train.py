@@ -56,6 +56,21 @@ def test_training_reduces_the_loss_and_resumes(tmp_path, tiny_data):
     assert info.kind == "gmsr-cli" and info.camera == "srgb"
     assert set(info.card["val_metrics"]) == {"mrae", "rmse", "psnr", "sam"}
     assert info.card["train_scenes"] == train_files
+    assert info.card["selected"] == "best validation MRAE"
+    # the end of the schedule: final.safetensors holds last.pt's weights, with the last epoch's validation
+    state_dict, final = read_weights(out / "final.safetensors")
+    assert final.card["selected"] == "final epoch of the schedule" and final.card["epoch"] == 2
+    assert final.card["val_metrics"] == pytest.approx(log[1]["val"]["mean"])
+    ckpt = torch.load(out / "last.pt", weights_only=True)
+    assert all(torch.equal(state_dict[k], ckpt["model"][k]) for k in ckpt["model"])
+    # a run that completed without it (older versions) gets it by running the command again
+    (out / "final.safetensors").unlink()
+    again = train(cfg, out, device="cpu")
+    assert again == {}  # nothing more was trained
+    state_dict, final = read_weights(out / "final.safetensors")
+    assert final.card["epoch"] == 2 and final.card["val_metrics"] == pytest.approx(log[1]["val"]["mean"])
+    assert all(torch.equal(state_dict[k], ckpt["model"][k]) for k in ckpt["model"])
+    assert len((out / "log.jsonl").read_text().splitlines()) == 2
 
 
 def test_fine_tuned_card_records_what_it_started_from(tmp_path, tiny_data):

@@ -57,7 +57,8 @@ def command(out_dir, camera, cameras, train_files, val_files, data_dir, epochs, 
 
     Each epoch draws random patches from the training cubes, renders them to 8-bit RGB with the
     camera model (with random exposure, flips and rotations), then scores the whole validation
-    cubes; the best weights by validation MRAE are kept in OUT/best.safetensors with a model card.
+    cubes; the best weights by validation MRAE are kept in OUT/best.safetensors with a model card,
+    and at the end of the schedule its final weights in OUT/final.safetensors.
 
     \b
     Example:

@@ -3,6 +3,7 @@
 Files in the output folder:
   last.pt           resume checkpoint (model, optimiser, schedule, step, RNG, config); weights_only-safe
   best.safetensors  the best weights so far by mean validation MRAE, with a model card
+  final.safetensors the weights at the end of the schedule (written when the last epoch is done), with a card
   log.jsonl         one JSON line per epoch: train loss, learning rate, per-scene and mean val metrics
 """
 
@@ -30,6 +31,7 @@ from .metrics import MetricAccumulator
 
 CHECKPOINT = "last.pt"
 BEST = "best.safetensors"
+FINAL = "final.safetensors"
 LOG = "log.jsonl"
 
 
@@ -209,21 +211,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, device: torch.device | str =
         if val["mean"]["mrae"] < state["best_mrae"]:
             state["best_mrae"] = val["mean"]["mrae"]
             record["best"] = True
-            card = {
-                "name": out.name, "camera": cfg.camera, "cameras": cfg.cameras,
-                "training_data": "CAVE (Yasuma et al. 2010)" if not cfg.train else ", ".join(cfg.train),
-                "train_scenes": list(train_data.TRAIN_SCENES) if not cfg.train else cfg.train,
-                "val_scenes": [name for name, _, _ in val_pairs],
-                "recipe": {k: v for k, v in asdict(cfg).items() if k not in ("train", "val")},
-                "epoch": state["epoch"], "step": state["step"],
-                "training_seconds": round(state["seconds"]), "hardware": state["hardware"],
-                "started_from": state["started_from"],
-                "total_training_seconds": round(state["seconds"]) + lineage_seconds(state["started_from"]),
-                "val_metrics": val["mean"], "val_tile_px": cfg.val_tile_px,
-                "software_version": __version__, "torch_version": torch.__version__,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            }
-            save_weights(model, out / BEST, card)
+            save_weights(model, out / BEST, _card(out, cfg, state, val, "best validation MRAE"))
         with open(out / LOG, "a", encoding="utf-8") as log:
             log.write(json.dumps(record) + "\n")
         _save_checkpoint(ckpt_path, model, optimizer, {**state, "config": asdict(cfg)})
@@ -231,4 +219,35 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, device: torch.device | str =
             on_epoch(record)
         if max_minutes is not None and (time.monotonic() - started) / 60 >= max_minutes:
             break
+    if state["epoch"] >= cfg.epochs and (record or not (out / FINAL).exists()):
+        # the schedule is complete: the final weights too (also for a run that finished before
+        # final.safetensors existed, whose last log line holds the final validation)
+        val = record.get("val") or _last_logged_val(out / LOG)
+        if val is not None:
+            save_weights(model, out / FINAL, _card(out, cfg, state, val, "final epoch of the schedule"))
     return record
+
+
+def _last_logged_val(log_path: Path) -> dict | None:
+    if not log_path.exists():
+        return None
+    lines = [line for line in log_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return json.loads(lines[-1]).get("val") if lines else None
+
+
+def _card(out: Path, cfg: TrainConfig, state: dict, val: dict, selected: str) -> dict:
+    """The model card of weights saved at the current state (val: that epoch's validation)."""
+    return {
+        "name": out.name, "camera": cfg.camera, "cameras": cfg.cameras,
+        "training_data": "CAVE (Yasuma et al. 2010)" if not cfg.train else ", ".join(cfg.train),
+        "train_scenes": list(train_data.TRAIN_SCENES) if not cfg.train else cfg.train,
+        "val_scenes": list(val["scenes"]),
+        "recipe": {k: v for k, v in asdict(cfg).items() if k not in ("train", "val")},
+        "epoch": state["epoch"], "step": state["step"], "selected": selected,
+        "training_seconds": round(state["seconds"]), "hardware": state["hardware"],
+        "started_from": state["started_from"],
+        "total_training_seconds": round(state["seconds"]) + lineage_seconds(state["started_from"]),
+        "val_metrics": val["mean"], "val_tile_px": cfg.val_tile_px,
+        "software_version": __version__, "torch_version": torch.__version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
