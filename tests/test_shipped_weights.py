@@ -14,7 +14,8 @@ def test_both_camera_models_ship_with_cards():
     for name, camera in (("gmsr-cave-srgb", "srgb"), ("gmsr-cave-cie1964", "cie1964")):
         _, info = read_weights(name)
         assert info.kind == "gmsr-cli" and info.camera == camera
-        for key in ("val_metrics", "baseline_val_metrics", "recipe", "training_seconds", "hardware", "val_scenes"):
+        for key in ("val_metrics", "baseline_val_metrics", "recipe", "training_seconds", "hardware", "val_scenes",
+                    "val_band_rmse", "train_scene_metrics"):
             assert key in info.card, (name, key)
 
 
@@ -27,6 +28,22 @@ def test_evaluate_reproduces_the_srgb_card(shared_dir):
     for key in ("mrae", "rmse", "psnr", "sam"):
         assert report["mean"][key] == pytest.approx(info.card["val_metrics"][key], rel=1e-4)
         assert report["baseline_mean"][key] == pytest.approx(info.card["baseline_val_metrics"][key], rel=1e-4)
+    assert report["band_rmse"] == pytest.approx(info.card["val_band_rmse"], rel=1e-4)
+    assert report["baseline_band_rmse"] == pytest.approx(info.card["baseline_val_band_rmse"], rel=1e-4)
+
+
+@pytest.mark.slow
+def test_evaluate_reproduces_the_srgb_cards_training_scene_numbers(shared_dir):
+    """The card's Limits section compares training and validation scenes: the training-scene half."""
+    result = CliRunner().invoke(cli, ["evaluate", "--weights", "gmsr-cave-srgb", "--split", "train", "--baseline",
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert len(report["scenes"]) == 20
+    _, info = read_weights("gmsr-cave-srgb")
+    for key in ("mrae", "rmse", "psnr", "sam"):
+        assert report["mean"][key] == pytest.approx(info.card["train_scene_metrics"][key], rel=1e-4)
+        assert report["baseline_mean"][key] == pytest.approx(info.card["baseline_train_scene_metrics"][key], rel=1e-4)
 
 
 def test_installed_package_finds_its_shipped_weights(tmp_path):
