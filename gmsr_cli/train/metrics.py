@@ -29,11 +29,10 @@ class MetricAccumulator:
 
     def __init__(self) -> None:
         self.abs_rel_sum = 0.0
-        self.sq_sum = 0.0
         self.angle_sum_deg = 0.0
         self.n_values = 0
         self.n_pixels = 0
-        self.band_sq_sum: np.ndarray | None = None  # (B,) float64
+        self.band_sq_sum: np.ndarray | None = None  # (B,) float64 sums of squared errors, per band
 
     def update(self, rec, gt) -> None:
         """Add one block: rec and gt (..., B) float arrays of the same shape."""
@@ -51,7 +50,6 @@ class MetricAccumulator:
             self.abs_rel_sum += float(np.sum(np.abs(diff) / (g + MRAE_EPS)))
             band_sq = np.einsum("nb,nb->b", diff, diff)
             self.band_sq_sum = band_sq if self.band_sq_sum is None else self.band_sq_sum + band_sq
-            self.sq_sum += float(np.sum(band_sq))
             self.angle_sum_deg += float(np.sum(_spectral_angles_deg(r, g)))
         self.n_values += rec.size
         self.n_pixels += rec.shape[0]
@@ -60,7 +58,7 @@ class MetricAccumulator:
         """{'mrae', 'rmse', 'psnr' (dB, peak 1), 'sam' (degrees)} of everything added so far."""
         if self.n_pixels == 0:
             raise DataError("no pixels were added to the metric accumulator")
-        mse = self.sq_sum / self.n_values
+        mse = float(self.band_sq_sum.sum()) / self.n_values
         return {
             "mrae": self.abs_rel_sum / self.n_values,
             "rmse": math.sqrt(mse),
