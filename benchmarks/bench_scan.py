@@ -7,7 +7,7 @@ One scan as SS2D runs it per direction: u and delta (1, channels, L) with L = S 
 in --sizes, N = 16 states, one group of B and C (1, 1, 16, L), D, delta_bias, softplus. The
 default of 62 channels is the widest GMSR-Net stage (d_inner of c = 31). Besides the backends of
 ``selective_scan`` (reference, chunked, numba on the CPU; chunked, mamba on CUDA), the CPU list
-has ``fused``: the kernel of SS2D's CPU inference path (gmsr_cli/scan/fused.py) for one
+has ``fused``: the kernel of SS2D's CPU inference path (gmsr_cli/scan/numba_ss2d_infer.py) for one
 direction, which also computes delta from a rank-2 projection and walks the image in place,
 so it does slightly more work per step than the others. Printed: the median and best time,
 nanoseconds per (channel, step) and million (channel, step) per second. --backward times
@@ -48,7 +48,7 @@ def fused_runner(channels: int, side: int):
     projection of the per-pixel proj array, as SS2D computes it)."""
     import numpy as np
 
-    from gmsr_cli.scan.fused import padded_channels, ss2d_scan_fused
+    from gmsr_cli.scan.numba_ss2d_infer import padded_channels, ss2d_scan_direction
 
     rng = np.random.default_rng(0)
     rank, length, dp = 2, side * side, padded_channels(channels)
@@ -66,7 +66,7 @@ def fused_runner(channels: int, side: int):
     y = np.zeros((1, length, dp), f)
 
     def run():
-        ss2d_scan_fused(xs, proj, dt_w, dt_b, a2, d_skip, side, side, 0, y)
+        ss2d_scan_direction(xs, proj, dt_w, dt_b, a2, d_skip, side, side, 0, y)
 
     return run
 

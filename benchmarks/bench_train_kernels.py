@@ -14,7 +14,7 @@ import gmsr_cli  # noqa: F401  (sets OMP_WAIT_POLICY before numba loads)
 import numba
 import numpy as np
 
-from gmsr_cli.scan.ss2d_numba import CHUNK, get_kernel, padded_channels
+from gmsr_cli.scan.numba_ss2d_train import CHUNK, get_kernel, padded_channels
 
 
 def main() -> None:

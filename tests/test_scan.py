@@ -3,10 +3,11 @@
 import pytest
 import torch
 
-from gmsr_cli.errors import BackendError
-from gmsr_cli.scan import available_backends, resolve_backend, selective_scan
+from gmsr_cli.model.layers import SS2D
+from gmsr_cli.scan import available_backends, get_backend, selective_scan
 
-CPU_BACKENDS = [b for b in available_backends("cpu") if b != "reference"]
+# The 1-D scans on the CPU (triton's SS2D kernel has no 1-D scan: tests/test_ss2d_triton.py).
+CPU_BACKENDS = [b for b in available_backends("cpu") if b != "reference" and get_backend(b).scan]
 
 
 def _inputs(length, batch=2, groups=4, per_group=5, n_state=16, strong=False, seed=0):
@@ -69,18 +70,7 @@ def test_gradients_match_autograd_through_reference(backend, length):
         _assert_close(got, want)
 
 
-def test_auto_picks_a_compiled_cpu_backend_when_numba_is_installed():
-    pytest.importorskip("numba")
-    assert resolve_backend("auto", "cpu") == "numba"
-
-
-def test_unavailable_backends_are_errors_that_say_what_to_do():
-    with pytest.raises(BackendError, match="CUDA"):
-        resolve_backend("mamba", "cpu")
-    with pytest.raises(BackendError, match="choose one of"):
-        resolve_backend("fastest", "cpu")
-    with pytest.raises(BackendError, match="CPU"):
-        resolve_backend("numba", "cuda")
+# What auto picks and the errors for backends that cannot run: tests/test_backends.py.
 
 
 @pytest.mark.gpu
@@ -95,32 +85,15 @@ def test_cuda_backends_match_reference(backend):
     _assert_close(selective_scan(*args, True, backend=backend).cpu(), ref)
 
 
-# The fused SS2D inference kernel (gmsr_cli/scan/fused.py) and its in-place helpers
-# (gmsr_cli/scan/ss2d_cpu.py): the four directions walked in place over one channels-last image,
+# The fused SS2D inference kernel (gmsr_cli/scan/numba_ss2d_infer.py) and its in-place helpers
+# (gmsr_cli/scan/numba_ss2d_parts.py): the four directions walked in place over one channels-last image,
 # against the reference backend run on the flipped and transposed sequences of the spec.
-
-
-def _direction_sequence(t, k):
-    # (B, C, H, W) -> (B, C, L) in direction k's order: rows, columns, and both reversed.
-    b, c, h, w = t.shape
-    seq = t.reshape(b, c, h * w) if k % 2 == 0 else t.transpose(2, 3).reshape(b, c, h * w)
-    return seq.flip(-1) if k >= 2 else seq
-
-
-def _from_direction_sequence(y, k, h, w):
-    # (B, C, L) in direction k's order -> (B, C, H*W) row-major.
-    if k >= 2:
-        y = y.flip(-1)
-    if k % 2 == 1:
-        b, c, _ = y.shape
-        y = y.reshape(b, c, w, h).transpose(2, 3).reshape(b, c, h * w)
-    return y
 
 
 def _fused_case(height, width, channels, rank, n_state=16, strong=False, batch=2, seed=0):
     """Random inputs for the four directions; returns the kernel's y and the reference's,
     both (B, H*W, channels)."""
-    from gmsr_cli.scan.fused import ss2d_scan_fused
+    from gmsr_cli.scan.numba_ss2d_infer import ss2d_scan_direction
 
     g = torch.Generator().manual_seed(seed)
     length = height * width
@@ -135,15 +108,15 @@ def _fused_case(height, width, channels, rank, n_state=16, strong=False, batch=2
         A_logs = torch.randn(channels, n_state, generator=g) * 2 + (4 if strong else 0)
         A = -torch.exp(A_logs)
         D = torch.randn(channels, generator=g)
-        pr = _direction_sequence(proj, k)
+        pr = SS2D._to_sequence(proj, k)
         delta = torch.einsum("brl,dr->bdl", pr[:, :rank], dt_w)
-        y_k = selective_scan(_direction_sequence(x, k), delta, A, pr[:, None, rank:rank + n_state],
+        y_k = selective_scan(SS2D._to_sequence(x, k), delta, A, pr[:, None, rank:rank + n_state],
                              pr[:, None, rank + n_state:], D, dt_b, True, backend="reference")
-        y_ref += _from_direction_sequence(y_k, k, height, width)
+        y_ref += SS2D._from_sequence(y_k, k, height, width)
         proj_px = proj.permute(0, 2, 3, 1).reshape(batch, length, -1).contiguous()
         a2 = (A * (1 / torch.log(torch.tensor(2.0)))).contiguous()
-        ss2d_scan_fused(xs.numpy(), proj_px.numpy(), dt_w.numpy(), dt_b.numpy(), a2.numpy(), D.numpy(),
-                        height, width, k, y.numpy())
+        ss2d_scan_direction(xs.numpy(), proj_px.numpy(), dt_w.numpy(), dt_b.numpy(), a2.numpy(), D.numpy(),
+                            height, width, k, y.numpy())
     return y, y_ref.transpose(1, 2)
 
 
@@ -158,7 +131,7 @@ def test_fused_ss2d_kernel_matches_reference(height, width, rank, strong):
 
 def test_fused_ss2d_kernel_other_state_counts_and_ranks_and_wide_padded_channels():
     pytest.importorskip("numba")
-    from gmsr_cli.scan.fused import padded_channels
+    from gmsr_cli.scan.numba_codegen import padded_channels
 
     y, ref = _fused_case(5, 6, 13, 3, n_state=5, batch=3, seed=1)  # generated and compiled at first use
     _assert_close(y, ref)
@@ -170,9 +143,10 @@ def test_generated_fused_kernel_module_is_up_to_date():
     pytest.importorskip("numba")
     from pathlib import Path
 
-    from gmsr_cli.scan import fused
+    from gmsr_cli.scan import numba_ss2d_infer
 
-    assert (Path(fused.__file__).parent / "_fused_n16.py").read_text() == fused.module_source(16)
+    generated = Path(numba_ss2d_infer.__file__).parent / "_numba_ss2d_infer_n16.py"
+    assert generated.read_text() == numba_ss2d_infer.module_source()
 
 
 def test_fused_kernel_leaves_denormals_working_on_the_calling_thread():
@@ -189,7 +163,7 @@ def test_inplace_depthwise_conv_silu_and_norm_gate_match_torch(shape):
     pytest.importorskip("numba")
     import torch.nn.functional as F
 
-    from gmsr_cli.scan.ss2d_cpu import depthwise_conv3x3_silu_, layer_norm_silu_gate_
+    from gmsr_cli.scan.numba_ss2d_parts import depthwise_conv3x3_silu_, layer_norm_silu_gate_
 
     b, h, w, d = shape
     g = torch.Generator().manual_seed(3)

@@ -8,7 +8,7 @@ from gmsr_cli.model.layers import SS2D
 from gmsr_cli.scan import get_scan_function
 
 pytest.importorskip("numba")
-from gmsr_cli.scan.ss2d import ss2d_scan_numba  # noqa: E402
+from gmsr_cli.scan.numba_ss2d_train import ss2d_scan_numba  # noqa: E402
 
 
 def _composed_reference(module: SS2D, x: torch.Tensor) -> torch.Tensor:
@@ -55,12 +55,13 @@ def test_fused_scan_matches_reference_with_gradients(channels, d_state, size):
 
 
 def test_generated_training_kernels_are_current():
-    """_ss2d_train_n16.py is generated source (cached by numba); it must match its generator."""
+    """_numba_ss2d_train_n16.py is generated source (cached by numba); it must match its generator."""
     from pathlib import Path
 
-    from gmsr_cli.scan import ss2d_numba
+    from gmsr_cli.scan import numba_ss2d_train
 
-    assert (Path(ss2d_numba.__file__).parent / "_ss2d_train_n16.py").read_text() == ss2d_numba.module_source(16)
+    generated = Path(numba_ss2d_train.__file__).parent / "_numba_ss2d_train_n16.py"
+    assert generated.read_text() == numba_ss2d_train.module_source()
 
 
 def test_too_many_channels_is_a_clear_error():
@@ -72,9 +73,15 @@ def test_too_many_channels_is_a_clear_error():
         ss2d_scan_numba(x, module.x_proj_weight, module.dt_projs_weight, module.dt_projs_bias, module.A_logs, module.Ds)
 
 
-def test_model_knows_the_training_kernels_channel_limit():
-    """SS2D picks the fused training op up to this many channels without importing numba."""
-    from gmsr_cli.model import layers
-    from gmsr_cli.scan import ss2d_numba
+def test_layers_wider_than_the_training_kernels_train_through_the_per_direction_path():
+    """SS2D binds the fused training op only where it fits (at most MAX_LANES channels); a wider
+    layer binds none and its gradients come from the per-direction path with the numba 1-D scan."""
+    from gmsr_cli.scan.numba_codegen import padded_channels
+    from gmsr_cli.scan.numba_ss2d_train import MAX_LANES
 
-    assert layers._TRAIN_OP_MAX_CHANNELS == ss2d_numba.MAX_LANES
+    narrow, wide = SS2D(31, backend="numba"), SS2D(40, backend="numba")
+    assert padded_channels(narrow.d_inner) <= MAX_LANES < padded_channels(wide.d_inner)
+    assert narrow._ops.training is not None and wide._ops.training is None
+    x = torch.randn(1, 4, 5, 40, requires_grad=True)
+    wide(x).square().sum().backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0

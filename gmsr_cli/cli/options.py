@@ -9,7 +9,7 @@ import click
 
 from gmsr_cli.io import FORMAT_NAMES
 from gmsr_cli.model.weights import DEFAULT_WEIGHTS
-from gmsr_cli.scan import BACKEND_NAMES
+from gmsr_cli.scan.registry import BACKEND_NAMES, backend_help
 from gmsr_cli.tiling import DEFAULT_OVERLAP_PX, DEFAULT_TILE_PX
 
 Decorator = Callable[[Callable], Callable]
@@ -51,7 +51,7 @@ device_option: Decorator = click.option(
     help="Where the network runs; auto takes a CUDA GPU when there is one.")
 backend_option: Decorator = click.option(
     "--backend", type=click.Choice(BACKEND_NAMES), default="auto", show_default=True,
-    help="Selective-scan implementation (auto: numba on the CPU, mamba-ssm on CUDA when installed).")
+    help=backend_help())
 weights_option: Decorator = click.option(
     "--weights", default=DEFAULT_WEIGHTS, show_default=True, metavar="NAME|PATH",
     help="Shipped weights name, or a .safetensors / PyTorch checkpoint file.")

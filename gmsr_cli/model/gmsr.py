@@ -16,7 +16,8 @@ N_PARAMETERS = 44_980
 class GMSRNet(nn.Module):
     """RGB (B, 3, H, W) float32 in [0, 1] -> cube (B, 31, H, W), bands 400..700 nm, H, W >= 2.
 
-    ``backend`` names the selective-scan backend; ``auto`` is resolved once, here, for ``device``.
+    ``backend`` names the selective-scan backend; ``auto`` is resolved once, here, for ``device``
+    (None: the CPU), and the model is moved there: build it for the device it will run on.
     """
 
     def __init__(self, backend: str = "auto", device: torch.device | str | None = None) -> None:
@@ -26,9 +27,9 @@ class GMSRNet(nn.Module):
         self.output1 = nn.Conv2d(3, c1, 1, bias=False)
         self.output2 = nn.Conv2d(c1, c2, 1, bias=False)
         self.output3 = nn.Conv2d(c2, c3, 1, bias=False)
-        self.VSS1 = VSSBlock(c1, backend=self.backend)
-        self.VSS2 = VSSBlock(c2, backend=self.backend)
-        self.VSS3 = VSSBlock(c3, backend=self.backend)
+        self.VSS1 = VSSBlock(c1, backend=self.backend, device=device)
+        self.VSS2 = VSSBlock(c2, backend=self.backend, device=device)
+        self.VSS3 = VSSBlock(c3, backend=self.backend, device=device)
         self.spatial_attention = SpatialGradientAttention()  # one module shared by the 3 stages
         self.spectral_attention1 = SpectralGradientAttention(c1)
         self.spectral_attention2 = SpectralGradientAttention(c2)
@@ -40,10 +41,10 @@ class GMSRNet(nn.Module):
             self.to(device)
 
     def set_backend(self, backend: str, device: torch.device | str | None = None) -> None:
-        """Choose another scan backend (resolved for ``device``) for every block."""
+        """Bind another scan backend (resolved for ``device``, None: the CPU) in every block."""
         self.backend = resolve_backend(backend, device)
         for block in (self.VSS1, self.VSS2, self.VSS3):
-            block.self_attention.backend = self.backend
+            block.self_attention.bind_backend(self.backend, device)
 
     def _stage(self, x, project, vss, spectral, fuse):
         x0 = project(x)

@@ -14,10 +14,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..scan import get_scan_function
+from ..scan import SS2DOps, bind_ss2d
 
 _EPS = 1e-8
-_TRAIN_OP_MAX_CHANNELS = 64  # gmsr_cli.scan.ss2d_numba.MAX_LANES (not imported here: numba is optional)
 
 
 def _pad_last(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -84,17 +83,22 @@ class SpectralGradientAttention(nn.Module):
 
 
 class SS2D(nn.Module):
-    """2-D selective scan over four directions (rows, columns, and both reversed)."""
+    """2-D selective scan over four directions (rows, columns, and both reversed).
+
+    The scan backend is bound once, at construction, for ``device`` (``bind_backend``): its fused
+    whole-layer operations where it has them for this layer (the numba CPU kernels, the Triton
+    kernel), else the per-direction path below with the backend's 1-D scan. The one decision left
+    per call is training (gradients) or inference.
+    """
 
     def __init__(self, d_model: int, d_state: int = 16, d_conv: int = 3, expand: int = 2,
-                 backend: str = "auto") -> None:
+                 backend: str = "auto", device: torch.device | str | None = None) -> None:
         super().__init__()
         self.d_model = d_model
         self.d_state = d_state
         self.d_inner = expand * d_model
         self.dt_rank = math.ceil(d_model / 16)
         k, d_inner, rank = 4, self.d_inner, self.dt_rank
-        self.backend = backend
         self.in_proj = nn.Linear(d_model, 2 * d_inner, bias=False)
         self.conv2d = nn.Conv2d(d_inner, d_inner, d_conv, padding=(d_conv - 1) // 2, groups=d_inner)
         self.x_proj_weight = nn.Parameter(torch.empty(k, rank + 2 * d_state, d_inner))
@@ -105,6 +109,12 @@ class SS2D(nn.Module):
         self.out_norm = nn.LayerNorm(d_inner)
         self.out_proj = nn.Linear(d_inner, d_model, bias=False)
         self.reset_scan_parameters()
+        self.bind_backend(backend, device)
+
+    def bind_backend(self, backend: str, device: torch.device | str | None = None) -> None:
+        """Bind the scan backend ``backend`` (or ``auto``) for ``device`` (None: the CPU)."""
+        self._ops: SS2DOps = bind_ss2d(backend, device, self)
+        self.backend = self._ops.backend
 
     def reset_scan_parameters(self) -> None:
         """The published initialisation of the scan parameters (matters only for training)."""
@@ -137,20 +147,23 @@ class SS2D(nn.Module):
         return y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, H, W, c) -> (B, H, W, c)
-        # Inference on the CPU takes the fused numba path (same numbers, a fraction of the time
-        # and memory); training, other devices and dtypes the per-direction autograd path below.
-        if (self.backend == "numba" and not torch.is_grad_enabled() and x.device.type == "cpu"
-                and x.dtype == torch.float32 and self.x_proj_weight.dtype == torch.float32
-                and self.conv2d.kernel_size == (3, 3)):
-            return self._forward_fused(x)
-        if self.backend == "numba" and x.device.type == "cpu" and self.d_inner <= _TRAIN_OP_MAX_CHANNELS:
-            return self._forward_train_fused(x)
+        ops = self._ops
+        if torch.is_grad_enabled():
+            if ops.training is not None:
+                return ops.training(self, x)
+        elif ops.inference is not None and x.dtype == self.x_proj_weight.dtype == torch.float32:
+            return ops.inference(self, x)
+        return self.forward_per_direction(x)
+
+    def forward_per_direction(self, x: torch.Tensor) -> torch.Tensor:  # (B, H, W, c) -> (B, H, W, c)
+        """The published computation: each direction's sequence scanned by the bound 1-D scan
+        (any backend, device and dtype; differentiable through autograd)."""
         b, h, w, _ = x.shape
         d_inner, n, rank = self.d_inner, self.d_state, self.dt_rank
         xz = self.in_proj(x)
         xc, z = xz[..., :d_inner], xz[..., d_inner:]
         xc = F.silu(self.conv2d(xc.permute(0, 3, 1, 2)))  # (B, d_inner, H, W)
-        scan = get_scan_function(self.backend)
+        scan = self._ops.scan
         A = -torch.exp(self.A_logs.float())  # (4*d_inner, N)
         y = None
         # One direction at a time: the same arithmetic as one 4-group scan, a quarter of the memory.
@@ -169,83 +182,18 @@ class SS2D(nn.Module):
         y = self.out_norm(y) * F.silu(z)
         return self.out_proj(y)
 
-    def _forward_train_fused(self, x: torch.Tensor) -> torch.Tensor:  # (B, H, W, c) -> (B, H, W, c)
-        """``forward`` with gradients on the CPU: the four directions' scans as one autograd
-        operation over numba kernels with an exact backward pass (gmsr_cli/scan/ss2d.py), so a
-        training step makes no flipped/transposed copies and no per-direction dt, softplus or
-        D u tensors (and none of their gradients)."""
-        from ..scan.ss2d import ss2d_scan_numba
-
-        b, h, w, _ = x.shape
-        d_inner = self.d_inner
-        xz = self.in_proj(x)
-        xc, z = xz[..., :d_inner], xz[..., d_inner:]
-        xc = F.silu(self.conv2d(xc.permute(0, 3, 1, 2)))  # (B, d_inner, H, W)
-        y = ss2d_scan_numba(xc, self.x_proj_weight, self.dt_projs_weight, self.dt_projs_bias, self.A_logs, self.Ds)
-        y = y.transpose(1, 2).reshape(b, h, w, d_inner)
-        y = self.out_norm(y) * F.silu(z)
-        return self.out_proj(y)
-
-    def _forward_fused(self, x: torch.Tensor) -> torch.Tensor:  # (B, H, W, c) -> (B, H, W, c)
-        """``forward`` without gradients on the CPU: the same numbers through numba kernels
-        (gmsr_cli/scan/fused.py, ss2d_cpu.py), channels-last throughout, no per-direction
-        copies, and three full-size buffers (x, proj, y) instead of a new tensor per operation;
-        the output is a view of proj's buffer.
-        The inner channels are padded with zero weights to whole SIMD lane groups; the padding
-        channels stay exactly 0 all the way and meet zero columns of out_proj."""
-        from numba import get_num_threads
-
-        from ..scan.fused import padded_channels, ss2d_scan_fused
-        from ..scan.ss2d_cpu import depthwise_conv3x3_silu_, layer_norm_silu_gate_
-
-        b, h, w, c = x.shape
-        d, dp, n = self.d_inner, padded_channels(self.d_inner), self.d_state
-        pixels = b * h * w
-
-        def pad(t: torch.Tensor, dim: int) -> torch.Tensor:  # zero-pad axis ``dim`` from d to dp
-            t = t.detach()
-            shape = list(t.shape)
-            shape[dim] = dp - d
-            return torch.cat([t, t.new_zeros(shape)], dim=dim) if dp > d else t.contiguous()
-
-        x2 = x.reshape(pixels, c)
-        w_in = self.in_proj.weight.detach()
-        xs = torch.mm(x2, pad(w_in[:d], 0).t())  # (B*H*W, dp): x half of in_proj
-        taps = pad(self.conv2d.weight.reshape(d, 9), 0).t().contiguous()  # (9, dp)
-        depthwise_conv3x3_silu_(xs.numpy().reshape(b, h, w * dp), taps.numpy(),
-                                pad(self.conv2d.bias, 0).numpy(), 2 * get_num_threads())
-        x_proj = pad(self.x_proj_weight, 2)  # (4, rank + 2N, dp)
-        a2 = pad((-torch.exp(self.A_logs.detach()) * (1.0 / math.log(2.0))).view(4, d, n), 1).numpy()
-        dt_w, dt_b = pad(self.dt_projs_weight, 1).numpy(), pad(self.dt_projs_bias, 1).numpy()
-        skip = pad(self.Ds.view(4, d), 1).numpy()
-        n_proj = x_proj.shape[1]  # rank + 2N: dt, B, C
-        buffer = torch.empty(pixels * max(n_proj, c))  # proj for each direction, then the output
-        proj = buffer[:pixels * n_proj].view(pixels, n_proj)
-        y = torch.zeros(pixels, dp)
-        xs3, proj3, y3 = (t.numpy().reshape(b, h * w, -1) for t in (xs, proj, y))
-        for k in range(4):
-            torch.mm(xs, x_proj[k].t(), out=proj)  # (B*H*W, rank + 2N): dt, B, C per pixel
-            ss2d_scan_fused(xs3, proj3, dt_w[k], dt_b[k], a2[k], skip[k], h, w, k, y3)
-        del proj, proj3
-        z = torch.mm(x2, pad(w_in[d:], 0).t(), out=xs)  # z half of in_proj, into x's buffer
-        layer_norm_silu_gate_(y.numpy(), z.numpy(), d, pad(self.out_norm.weight, 0).numpy(),
-                              pad(self.out_norm.bias, 0).numpy(), self.out_norm.eps)
-        # The output goes into proj's buffer: new pages cost more than the matmul here (glibc
-        # maps every block over 32 MB afresh, and each 4 KB page faults on first touch).
-        out = buffer[:pixels * c].view(pixels, c)
-        return torch.mm(y, pad(self.out_proj.weight, 1).t(), out=out).view(b, h, w, c)
-
 
 class VSSBlock(nn.Module):
     """LayerNorm then SS2D, channels-first in and out. No residual, as published; the unused
     ``skip_scale`` parameters are kept because published checkpoints carry them."""
 
-    def __init__(self, channels: int, drop_path: float = 0.1, backend: str = "auto") -> None:
+    def __init__(self, channels: int, drop_path: float = 0.1, backend: str = "auto",
+                 device: torch.device | str | None = None) -> None:
         super().__init__()
         self.skip_scale = nn.Parameter(torch.ones(channels))
         self.skip_scale2 = nn.Parameter(torch.ones(channels))
         self.ln_1 = nn.LayerNorm(channels)
-        self.self_attention = SS2D(channels, backend=backend)
+        self.self_attention = SS2D(channels, backend=backend, device=device)
         self.drop_path = drop_path
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, c, H, W) -> (B, c, H, W)

@@ -1,6 +1,6 @@
-"""The element-wise parts of SS2D's CPU inference path as in-place numba kernels (no gradients).
+"""The element-wise parts of SS2D's numba inference op as in-place numba kernels (no gradients).
 
-SS2D's inference path (``SS2D._forward_fused``) runs around the fused scan: the depthwise 3x3
+SS2D's inference op (``numba_ss2d_infer.ss2d_forward_numba``) runs around the fused scan: the depthwise 3x3
 convolution + bias + SiLU, and out_norm(y) * SiLU(z). In PyTorch each of those makes a new
 full-size tensor (65 MB at 512x512 for the widest stage), and on this kind of machine filling
 fresh pages costs more than the arithmetic; these kernels overwrite their input instead.
@@ -14,7 +14,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .numba_cpu import FASTMATH, _exp_nonpos
+from .numba_math import FASTMATH, _exp_nonpos
 
 _F = np.float32
 
