@@ -17,6 +17,11 @@ class BackendError(GmsrError):
     """A selective-scan backend or device was asked for that cannot run here."""
 
 
+class DeviceError(GmsrError):
+    """The device cannot finish the work (out of memory, a failing GPU): it would fail every
+    following photo the same way, so a batch stops on it instead of going on."""
+
+
 class FormatError(GmsrError):
     """A file format is unknown, or a file is not what its format says."""
 

@@ -9,7 +9,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .errors import GmsrError
+from .errors import DeviceError, GmsrError
 
 # Chosen by benchmarks/choose_tile.py on the CAVE validation scenes; see docs/tiling.md.
 DEFAULT_TILE_PX = 256
@@ -164,14 +164,14 @@ def _forward_batch(model: torch.nn.Module, batch: np.ndarray, device: torch.devi
     return out.permute(0, 2, 3, 1).float().cpu().numpy()  # (B, h, w, 31)
 
 
-def _oom_error(device: torch.device, tile_px: int, batch_tiles: int) -> GmsrError:
+def _oom_error(device: torch.device, tile_px: int, batch_tiles: int) -> DeviceError:
     if tile_px == 0:
         advice = "use tiles (--tile 256)"
     elif batch_tiles > 1:
         advice = f"lower --batch-tiles (now {batch_tiles}) or --tile (now {tile_px})"
     else:
         advice = f"lower --tile (now {tile_px})"
-    return GmsrError(f"out of memory on {device} during reconstruction; {advice}, or use --device cpu")
+    return DeviceError(f"out of memory on {device} during reconstruction; {advice}, or use --device cpu")
 
 
 def tiled_forward(model: torch.nn.Module, image: np.ndarray, *, tile_px: int = DEFAULT_TILE_PX,

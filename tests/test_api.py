@@ -88,7 +88,7 @@ class Stop(Exception):
 @pytest.mark.parametrize("interrupt", [KeyboardInterrupt, Stop])
 def test_an_interrupted_run_leaves_nothing_and_keeps_the_old_output(model, photo, tmp_path, name, interrupt):
     out = tmp_path / name
-    finals = api._output_paths(out, None)
+    finals = api.output_paths(out, None)
     for path in finals:
         path.write_bytes(b"old " + path.name.encode())
     before = sorted(os.listdir(tmp_path))

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from gmsr_cli.cli.options import dtype_option, model_options, overwrite_option, quiet_option, tiling_options
 from gmsr_cli.cli.ui import progress_bars, warn
-from gmsr_cli.io import FORMAT_NAMES
+from gmsr_cli.io.registry import DEFAULT_FORMAT, FORMAT_NAMES
 
 MAX_LISTED_FAILURES = 50
 
@@ -20,7 +20,7 @@ MAX_LISTED_FAILURES = 50
 @click.argument("inputs", nargs=-1, required=True, metavar="DIR|GLOB|PHOTO...")
 @click.option("-o", "--output-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the cubes; the input folders' trees are mirrored below it.")
-@click.option("--format", "format", type=click.Choice(FORMAT_NAMES), default="hdf5", show_default=True,
+@click.option("--format", "format", type=click.Choice(FORMAT_NAMES), default=DEFAULT_FORMAT, show_default=True,
               help="Cube file format.")
 @click.option("--shard", default=None, metavar="I/N",
               help="Process only part I of N (counted from 1): every N-th photo of the sorted list, "

@@ -36,10 +36,10 @@ def command(photo: Path, output: Path | None, format: str | None, dtype: str, we
       gmsr reconstruct photo.tif -o cube.mat --tta --overwrite
     """
     from gmsr_cli import api
-    from gmsr_cli.io import format_for
+    from gmsr_cli.io.registry import default_extension
 
     if output is None:
-        output = photo.with_suffix(format_for("x", format).extensions[0] if format else ".h5")
+        output = photo.with_suffix(default_extension(format))
     with tile_progress(quiet, f"{photo.name}") as progress:
         result = api.reconstruct_file(photo, output, weights=weights, device=device, backend=backend,
                                       tile_px=tile_px, overlap_px=overlap_px, batch_tiles=batch_tiles, tta=tta,

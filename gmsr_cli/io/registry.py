@@ -55,6 +55,21 @@ FORMATS: tuple[CubeFormat, ...] = (
 )
 FORMAT_NAMES: tuple[str, ...] = tuple(f.name for f in FORMATS)
 _BY_NAME = {f.name: f for f in FORMATS}
+DEFAULT_FORMAT = "hdf5"  # what a cube is written as when neither --format nor an extension says
+
+# Photos gmsr reads (gmsr_cli.io.images), by extension: what batch folders are searched for.
+PHOTO_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+
+
+def is_photo(path: str | Path) -> bool:
+    """Whether ``path`` names a photo gmsr reads (by extension; hidden files are not photos)."""
+    path = Path(path)
+    return path.suffix.lower() in PHOTO_EXTENSIONS and not path.name.startswith(".")
+
+
+def default_extension(format: str | None = None) -> str:
+    """The usual extension of ``format`` (None: the default format), e.g. ``.h5``."""
+    return format_for("x", format or DEFAULT_FORMAT).extensions[0]
 
 
 def _choices() -> str:

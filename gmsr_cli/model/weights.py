@@ -106,17 +106,53 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
     return tensors, metadata
 
 
+def _pickle_globals(path: Path) -> list[str]:
+    """The classes and functions a torch pickle names (``module.name``), read without unpickling:
+    from the zip checkpoint's data.pkl, or the whole file for a legacy pickle. [] if unreadable."""
+    import pickletools
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                member = next((n for n in archive.namelist() if n.endswith("data.pkl")), None)
+                data = archive.read(member) if member else b""
+        else:
+            data = path.read_bytes()
+        found, strings = [], []
+        for opcode, arg, _ in pickletools.genops(data):
+            if opcode.name == "GLOBAL":
+                found.append(str(arg).replace(" ", "."))
+            elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                found.append(f"{strings[-2]}.{strings[-1]}")
+            elif isinstance(arg, str):
+                strings.append(arg)
+        return found
+    except Exception:  # a truncated or garbled stream: no verdict on its contents
+        return []
+
+
+# What state dicts of tensors are pickled with (torch's tensor rebuilders, storages, OrderedDict).
+_SAFE_GLOBAL_PREFIXES = ("torch.", "collections.OrderedDict", "_codecs.encode", "builtins.set")
+
+
 def _read_pickle(path: Path) -> Any:
+    import pickle
+
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except zipfile.BadZipFile:
         raise WeightsError(f"{path}: truncated or corrupt PyTorch checkpoint; copy it again") from None
-    except Exception as exc:
+    except pickle.UnpicklingError:
+        # weights_only refuses a checkpoint either for the objects it names or for a broken stream.
+        unsafe = [g for g in _pickle_globals(path) if not g.startswith(_SAFE_GLOBAL_PREFIXES)]
+        if unsafe:
+            raise WeightsError(f"{path}: the checkpoint holds Python objects other than tensors ({unsafe[0]}), "
+                               "which are not loaded because unpickling them could run code; save only its "
+                               "state_dict (or convert it to safetensors) and try again") from None
+        raise WeightsError(f"{path}: cannot be read as weights (not a PyTorch checkpoint, or truncated); "
+                           "expected .safetensors or a PyTorch checkpoint") from None
+    except Exception as exc:  # torch.load raises many types (and other libraries' errors) for a file it cannot read
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc) or "GLOBAL" in str(exc):
-            raise WeightsError(f"{path}: the checkpoint holds Python objects other than tensors, which are "
-                               "not loaded because unpickling them could run code; save only its state_dict "
-                               "(or convert it to safetensors) and try again") from None
         raise WeightsError(f"{path}: cannot be read as weights ({message}); expected .safetensors or a "
                            "PyTorch checkpoint") from None
 
@@ -201,16 +237,3 @@ def save_weights(model: torch.nn.Module, path: str | Path, card: dict[str, Any])
     save_file(state, str(tmp), metadata={CARD_KEY: json.dumps(card, sort_keys=True), "format": "gmsr-cli"})
     tmp.replace(path)
     return path
-
-
-def build_model(weights: str | Path | None = DEFAULT_WEIGHTS, device: str | torch.device = "auto",
-                backend: str = "auto"):
-    """GMSR-Net in eval mode on ``device`` with ``weights`` loaded -> (model, WeightsInfo | None)."""
-    from ..device import resolve_device
-    from .gmsr import GMSRNet
-
-    dev = resolve_device(device)
-    model = GMSRNet(backend=backend, device=None)
-    info = load_weights(model, weights) if weights is not None else None
-    model.set_backend(backend, dev)
-    return model.to(dev).eval(), info
