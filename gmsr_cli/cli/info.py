@@ -24,6 +24,8 @@ def _first_line(value: Any) -> str:
 
 def _lines(d: dict[str, Any]) -> list[str]:
     kind = d["kind"]
+    if kind == "system":
+        return _system_lines(d)
     lines = [f"{d['path']}: {kind}"]
     if kind == "cube":
         h, w, b = d["shape"]
@@ -57,25 +59,58 @@ def _lines(d: dict[str, Any]) -> list[str]:
     return lines
 
 
-@click.command(short_help="Describe a cube, weights or photo file.")
+def _system_lines(d: dict[str, Any]) -> list[str]:
+    def ver(v):
+        return v or "not installed"
+
+    lines = [f"gmsr-cli {d['gmsr_cli']} on Python {d['python']}, {d['platform']}",
+             f"  torch        {d['torch']} (CUDA {d['torch_cuda'] or 'none: a CPU build'})",
+             f"  triton       {ver(d['triton'])}" + (" (interpreter on: TRITON_INTERPRET=1)" if d["triton_interpreter"] else ""),
+             f"  numba        {ver(d['numba'])}",
+             f"  mamba-ssm    {ver(d['mamba_ssm'])}",
+             "  devices"]
+    lines += [f"    {dev['name']:<10} {dev['description']}" for dev in d["devices"]]
+    if not d["cuda_available"]:
+        lines.append("    (no CUDA GPU visible to this PyTorch)")
+    for kind, info in d["scan_backends"].items():
+        lines.append(f"  scan backends on {kind}: auto picks {info['auto'] or 'none'}"
+                     + (f" ({info['note']})" if info["note"] else ""))
+        for name, row in info["backends"].items():
+            if name == "auto_error":
+                continue
+            lines.append(f"    {name:<10} {'usable' if row['usable'] else 'no: ' + row['why_not']}")
+    return lines
+
+
+@click.command(short_help="Describe a cube, weights or photo file, or this machine (--system).")
 @click.argument("file", metavar="FILE", required=False)
 @click.option("--weights", default=None, metavar="NAME|PATH", help="Describe these weights (a shipped name or a file).")
+@click.option("--system", is_flag=True,
+              help="Describe this machine: versions, devices, which scan backends run and which auto picks.")
 @click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
-def command(file: str | None, weights: str | None, as_json: bool) -> None:
+def command(file: str | None, weights: str | None, system: bool, as_json: bool) -> None:
     """Describe FILE: for a cube its shape, wavelengths, value type, value range and provenance;
     for weights (a file, or a shipped name with --weights) their card; for a photo its size.
+    With --system: torch, CUDA, Triton, numba and mamba-ssm versions, the devices, and for the CPU
+    and CUDA which scan backends are usable, which one auto picks, and why the others are not.
 
     \b
     Examples:
       gmsr info cube.h5
       gmsr info --weights gmsr-cave-srgb
       gmsr info checkpoint.pth --json
+      gmsr info --system
     """
     from gmsr_cli import api
 
-    if (file is None) == (weights is None):
-        raise click.UsageError("give a FILE or --weights NAME|PATH (one of them)")
-    description = api.describe_file(Path(file)) if file is not None else api.describe_weights(weights)
+    if sum((file is not None, weights is not None, system)) != 1:
+        raise click.UsageError("give a FILE, --weights NAME|PATH or --system (one of them)")
+    if system:
+        description = api.describe_system()
+    elif file is not None:
+        description = api.describe_file(Path(file))
+    else:
+        description = api.describe_weights(weights)
     if as_json:
         click.echo(json.dumps(description, indent=2, default=str))
     else:
