@@ -24,7 +24,7 @@ NUMBER_EXTENSIONS = {".csv": "csv", ".json": "json"}
 THUMBNAIL_SIDE = 320
 # Bytes of float64 per block when box statistics stream through a box.
 _BOX_BLOCK_BYTES = 32 * 2**20
-# Bytes of float32 per block when a strided copy of a cube is read.
+# Bytes of float32 output per block when a strided copy of a cube is read.
 _STRIDE_BLOCK_BYTES = 64 * 2**20
 # Lines for spectra whose colour cannot be rendered (cubes not on the 400-700 nm grid).
 _FALLBACK_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
@@ -263,13 +263,13 @@ def stride_for(height: int, width: int, max_pixels: int) -> int:
     return step
 
 
-def read_strided(cube, step: int) -> np.ndarray:
+def read_strided(cube, step: int, block_bytes: int = _STRIDE_BLOCK_BYTES) -> np.ndarray:
     """Every `step`-th row and column of a cube, from (0, 0): (ceil(H / step), ceil(W / step), B)
     float32 reflectance, so that pixel (i, j) of the result is pixel (step * i, step * j) of the
-    cube. Read in row blocks, touching only the rows it keeps."""
+    cube. Read in blocks of about `block_bytes` of output, touching only the rows it keeps."""
     out_h, out_w = math.ceil(cube.height / step), math.ceil(cube.width / step)
     out = np.empty((out_h, out_w, cube.bands), dtype=np.float32)
-    rows_out = max(1, _STRIDE_BLOCK_BYTES // max(1, out_w * cube.bands * 4 * step))
+    rows_out = max(1, block_bytes // max(1, out_w * cube.bands * 4))
     for i0 in range(0, out_h, rows_out):
         i1 = min(out_h, i0 + rows_out)
         y0, y1 = i0 * step, min(cube.height, (i1 - 1) * step + 1)

@@ -28,7 +28,15 @@ def make_data(seed=0):
 
 
 def write(path, data, wavelengths=WAVELENGTHS_NM):
-    with open_cube_writer(path, data.shape[0], data.shape[1], wavelengths) as writer:
+    """Our writers; "NAME.bsq.hdr" / ".bil.hdr": ENVI band- / line-interleaved by SPy; "NAME.v73.mat": MATLAB 7.3."""
+    if path.name.endswith((".bsq.hdr", ".bil.hdr")):
+        from spectral.io import envi
+
+        envi.save_image(str(path), data, interleave=path.name.split(".")[-2], dtype=np.float32,
+                        metadata={"wavelength": list(wavelengths), "wavelength units": "nm"})
+        return path
+    options = {"mat_version": "7.3"} if path.name.endswith(".v73.mat") else {}
+    with open_cube_writer(path, data.shape[0], data.shape[1], wavelengths, **options) as writer:
         writer.write_rows(0, data)
     return path
 
@@ -47,7 +55,8 @@ def run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
 
 
-@pytest.mark.parametrize("name", ["cube.h5", "cube.hdr", "cube.mat", "cube.tif", "cube.npy"])
+@pytest.mark.parametrize("name", ["cube.h5", "cube.hdr", "cube.bsq.hdr", "cube.bil.hdr", "cube.mat", "cube.v73.mat",
+                                  "cube.tif", "cube.npy"])
 def test_json_numbers_are_the_cubes_in_every_format(tmp_path, data, name):
     path = write(tmp_path / name, data)
     points = [(0, 0), (W - 1, H - 1), (17, 4), (3, 22)]
@@ -70,6 +79,17 @@ def test_json_numbers_are_the_cubes_in_every_format(tmp_path, data, name):
     assert stats["pixels"] == region.shape[0] * region.shape[1] == 26 * 19
     np.testing.assert_allclose(stats["mean"], region.mean(axis=(0, 1)), rtol=1e-12)
     np.testing.assert_allclose(stats["std"], region.std(axis=(0, 1)), rtol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["cube.h5", "cube.bsq.hdr", "cube.v73.mat", "cube.npy"])
+@pytest.mark.parametrize("step", [1, 3, 7])
+def test_strided_copies_are_every_step_th_pixel(tmp_path, data, name, step):
+    """What the plot's thumbnail and the viewer embed: pixel (i, j) is cube pixel (step i, step j)."""
+    with read_cube(write(tmp_path / name, data)) as cube:
+        assert np.array_equal(spectrum.read_strided(cube, step), data[::step, ::step])
+        # In blocks of two output rows: the blocks must join up exactly.
+        two_rows = 2 * -(-W // step) * 31 * 4
+        assert np.array_equal(spectrum.read_strided(cube, step, block_bytes=two_rows), data[::step, ::step])
 
 
 def test_box_statistics_merge_blocks_and_skip_non_finite(tmp_path, data):
