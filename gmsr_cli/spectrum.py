@@ -353,9 +353,9 @@ def plot_spectra(spectra: Spectra, path: Path, *, thumbnail: np.ndarray | None =
         if last.size:
             # The number at the line's end ties it to the legend and the thumbnail even where
             # two pixels' colours look alike (dark pixels are all near black).
-            ax.annotate(str(i + 1), (float(wl[last[-1]]), float(values[last[-1]])), xytext=(4, 0),
-                        textcoords="offset points", va="center", fontsize=8, fontweight="bold",
-                        color=colours[i], path_effects=_halo(0.5), annotation_clip=False)
+            ax.annotate(str(i + 1), (float(wl[last[-1]]), float(values[last[-1]])), xytext=(5, 0),
+                        textcoords="offset points", va="center", fontsize=8.5, color="#222222",
+                        annotation_clip=False)
     ax.set_xlabel("wavelength (nm)")
     ax.set_ylabel("reflectance")
     ax.set_xlim(float(wl.min()), float(wl.max()))
@@ -426,10 +426,12 @@ def read_spectra(cube_path: PathLike, points: Sequence[Point] = (), boxes: Seque
 
 
 def write_spectra(cube_path: PathLike, output_path: PathLike, points: Sequence[Point] = (),
-                  boxes: Sequence[Box] = (), *, overwrite: bool = False) -> Path:
+                  boxes: Sequence[Box] = (), *, thumbnail: bool = True, overwrite: bool = False) -> Path:
     """Write the spectra of `points` and `boxes` of a cube file to `output_path`: a plot (.png,
-    .svg, .pdf, with a thumbnail of the image) or the numbers (.csv, .json; see Spectra). The
-    output appears only when complete; an existing one is replaced only with `overwrite`."""
+    .svg, .pdf; with a thumbnail of the image unless `thumbnail` is False: it reads a strided
+    copy of the whole cube, which for a compressed HDF5 file means decompressing all of it) or
+    the numbers (.csv, .json; see Spectra). The output appears only when complete; an existing
+    one is replaced only with `overwrite`."""
     from .io import read_cube
     from .io.atomic import atomic_output, check_output_paths
 
@@ -438,13 +440,13 @@ def write_spectra(cube_path: PathLike, output_path: PathLike, points: Sequence[P
     check_output_paths([output_path], overwrite)  # before reading anything
     with read_cube(cube_path) as cube:
         spectra = sample_spectra(cube, points, boxes)
-        thumbnail, step = None, 1
-        if kind == "plot":
+        small, step = None, 1
+        if kind == "plot" and thumbnail:
             step = max(1, math.ceil(max(cube.height, cube.width) / THUMBNAIL_SIDE))
-            thumbnail, _ = picture(read_strided(cube, step), cube.wavelengths_nm)
+            small, _ = picture(read_strided(cube, step), cube.wavelengths_nm)
     with atomic_output([output_path], overwrite=overwrite) as files:
         if kind == "plot":
-            plot_spectra(spectra, files.path, thumbnail=thumbnail, thumbnail_step=step)
+            plot_spectra(spectra, files.path, thumbnail=small, thumbnail_step=step)
         else:
             text = spectra.to_json() if kind == "json" else spectra.to_csv()
             files.path.write_text(text, encoding="utf-8")

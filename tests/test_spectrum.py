@@ -138,6 +138,10 @@ def test_numbers_to_files_and_the_plot(h5, data, tmp_path):
     # Pixel (30, 20)'s own colour is drawn (its line, its marker on the thumbnail).
     colour = render_rgb(data[20, 30][None])[0].astype(int)
     assert (np.abs(picture.astype(int) - colour).max(axis=-1) <= 2).sum() > 200
+    bare = tmp_path / "bare.png"
+    assert run("spectrum", h5, "--at", "1,2", "-o", bare, "--no-thumbnail").exit_code == 0
+    assert Image.open(bare).size == (720, 440)  # the plot alone
+    bare.unlink()
     svg = tmp_path / "plot.svg"
     assert run("spectrum", h5, "--box", "0,0,40,30", "-o", svg).exit_code == 0
     assert svg.read_text().lstrip().startswith("<?xml")

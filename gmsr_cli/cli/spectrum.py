@@ -21,15 +21,18 @@ from gmsr_cli.cli.options import overwrite_option
                    "the cube; with --json/--csv: standard output].")
 @click.option("--json", "as_json", is_flag=True, help="The numbers as JSON instead of a plot.")
 @click.option("--csv", "as_csv", is_flag=True, help="The numbers as CSV (one row per wavelength) instead of a plot.")
+@click.option("--thumbnail/--no-thumbnail", default=True, show_default=True,
+              help="Draw the image beside the plot (reads a strided copy of the whole cube: seconds for a "
+                   "compressed HDF5 cube of gigabytes).")
 @overwrite_option
 def command(cube: Path, points: tuple[str, ...], boxes: tuple[str, ...], output: Path | None, as_json: bool,
-            as_csv: bool, overwrite: bool) -> None:
+            as_csv: bool, thumbnail: bool, overwrite: bool) -> None:
     """Show the spectra of CUBE at pixels (--at) and over boxes (--box).
 
     The plot draws each pixel's spectrum in that pixel's own colour and each box's mean with a
     band of +/- one standard deviation, beside a thumbnail of the image marking them. Only the
-    pixels asked for are read from the file (and a strided thumbnail for a plot), so a cube of
-    any size answers quickly. Reflectance against wavelength in nm.
+    pixels asked for are read from the file (and a strided copy for the thumbnail of a plot), so
+    a cube of any size answers quickly. Reflectance against wavelength in nm.
 
     \b
     Examples:
@@ -56,5 +59,6 @@ def command(cube: Path, points: tuple[str, ...], boxes: tuple[str, ...], output:
     if numbers is not None and spectrum.output_kind(output) != numbers:
         raise GmsrError(f"--{numbers} writes {numbers.upper()}, but {output} is not a .{numbers} file; "
                         f"name the output .{numbers} or leave out -o to print the numbers")
-    path = spectrum.write_spectra(cube, output, parsed_points, parsed_boxes, overwrite=overwrite)
+    path = spectrum.write_spectra(cube, output, parsed_points, parsed_boxes, thumbnail=thumbnail,
+                                  overwrite=overwrite)
     click.echo(f"Wrote {path}")
