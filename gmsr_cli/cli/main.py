@@ -12,7 +12,7 @@ from gmsr_cli.errors import GmsrError
 
 # One module per command, each defining a click command named `command`. A module that is not
 # there yet (commands being added) is skipped; any other import failure is a bug and surfaces.
-COMMAND_MODULES = ("reconstruct", "batch", "preview", "render", "info", "train", "evaluate")
+COMMAND_MODULES = ("reconstruct", "batch", "preview", "render", "spectrum", "view", "info", "train", "evaluate")
 
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C

@@ -211,6 +211,20 @@ class Cube:
             raise IndexError(f"rows {y0}:{y1} outside 0:{self.height}")
         return self._to_reflectance(self._read(y0, y1), dtype)
 
+    def read_window(self, y0: int, y1: int, x0: int, x1: int, step: int = 1,
+                    dtype: Any = np.float32) -> np.ndarray:
+        """Every `step`-th row of y0..y1-1 and column of x0..x1-1 (starting at y0, x0) as a
+        (ceil((y1 - y0) / step), ceil((x1 - x0) / step), B) reflectance array; reads only
+        those rows' stretch of the file (one pixel: a window of 1 x 1)."""
+        if not (0 <= y0 < y1 <= self.height and 0 <= x0 < x1 <= self.width) or step < 1:
+            raise IndexError(f"window rows {y0}:{y1} columns {x0}:{x1} step {step} outside "
+                             f"0:{self.height}, 0:{self.width}")
+        try:
+            values = np.asarray(self.data[y0:y1:step, x0:x1:step, :])
+        except (OSError, ValueError) as exc:
+            raise CubeError(f"{self._where()}cannot read rows {y0}-{y1 - 1}: {exc}") from None
+        return self._to_reflectance(values, dtype)
+
     def iter_rows(self, block_rows: int):
         """Yield (y0, block) pairs covering the cube top to bottom, `block_rows` rows at a time."""
         for y0 in range(0, self.height, block_rows):
