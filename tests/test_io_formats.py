@@ -71,7 +71,7 @@ def read_third_party(kind: str, path: Path) -> tuple[np.ndarray, np.ndarray | No
         with tifffile.TiffFile(path) as tif:
             page = tif.pages.first
             assert page.planarconfig == 1 and page.photometric == 1  # contig, minisblack
-            return tif.asarray(), np.asarray(tif.shaped_metadata[0]["wavelengths_nm"])
+            return tif.asarray(), np.asarray(json.loads(page.description)["wavelengths_nm"])
     if kind == "npy":
         return np.load(path), None
     raise AssertionError(kind)

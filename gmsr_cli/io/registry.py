@@ -40,16 +40,17 @@ class CubeFormat:
 
 FORMATS: tuple[CubeFormat, ...] = (
     CubeFormat("hdf5", (".h5", ".hdf5"), "gmsr_cli.io.formats.hdf5",
-               "HDF5: chunked, gzip-compressed `cube` (H, W, B) + `wavelengths` (nm) + provenance attributes",
-               options=("compression", "compression_level")),
+               "HDF5: chunked, gzip-compressed `cube` (H, W, B) + `wavelengths` (nm) as its dimension scale + provenance attributes",
+               options=("compression", "compression_level", "threads", "keep_bits")),
     CubeFormat("envi", (".hdr", ".img"), "gmsr_cli.io.formats.envi",
-               "ENVI: float32 BIP .img + .hdr with wavelengths, band names, default bands",
+               "ENVI: float32 BIP .img + .hdr with wavelengths, fwhm, band names, default bands",
                dtypes=("float32",)),
     CubeFormat("mat", (".mat",), "gmsr_cli.io.formats.mat",
                "MATLAB: `cube` (H, W, B) single + `bands` (1, B), v5 or v7.3 (HDF5) above 2 GB",
                dtypes=("float32",), options=("mat_version",)),
     CubeFormat("tiff", (".tif", ".tiff"), "gmsr_cli.io.formats.tiff",
-               "TIFF: one (H, W, B) page, uncompressed, wavelengths in ImageDescription JSON and GDAL_METADATA"),
+               "TIFF: one (H, W, B) page, uncompressed or deflate/zstd/lzw, wavelengths in ImageDescription JSON and GDAL_METADATA",
+               options=("compression", "threads")),
     CubeFormat("npy", (".npy",), "gmsr_cli.io.formats.npy",
                "NumPy .npy (H, W, B) array; stores no wavelengths (read back as 400-700 nm when 31 bands)"),
 )
@@ -107,8 +108,9 @@ def open_cube_writer(path: str | Path, height: int, width: int, wavelengths_nm: 
     name only when the block ends normally and every row was written; on any exception nothing
     is left behind and an existing output is untouched. `dtype`: "float32" or "float16" where
     the format has it. `attrs`: provenance (str/number values); `gmsr_cli_version` and `created`
-    are added. `options`: format-specific (hdf5: compression, compression_level; mat:
-    mat_version). Raises FormatError, OutputExistsError.
+    are added. `options`: format-specific (hdf5: compression, compression_level, threads,
+    keep_bits; tiff: compression, threads; mat: mat_version); a None value means the default.
+    Raises FormatError, OutputExistsError.
     """
     fmt = format_for(path, format)
     dtype = str(np.dtype(dtype))
@@ -117,6 +119,7 @@ def open_cube_writer(path: str | Path, height: int, width: int, wavelengths_nm: 
             f"{path}: the {fmt.name} format cannot store {dtype} "
             f"(it has {', '.join(fmt.dtypes)}); use --dtype float32 or an HDF5/TIFF/NPY output"
         )
+    options = {k: v for k, v in options.items() if v is not None}
     unknown = sorted(set(options) - set(fmt.options))
     if unknown:
         has = ", ".join(fmt.options) or "none"

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from gmsr_cli.errors import CubeError
+from gmsr_cli.errors import CubeError, FormatError
+from gmsr_cli.io.codecs import VALUES_LABEL, default_threads, deflate, keep_mantissa_bits, shuffled
 from gmsr_cli.io.cube import AxesView, Cube
 from gmsr_cli.io.formats._base import CubeWriter, RowBuffer, clean_attrs, default_integer_scale, wavelengths_to_nm
 
 CUBE_NAMES = ("cube", "rad", "data")
 WAVELENGTH_NAMES = ("wavelengths", "wavelength", "bands", "wl")
-CHUNK_PX = 64
+# Chunks of (32, 64, B) values: 254 KB of float32 for 31 bands, small enough that the writer's
+# two chunk rows stay a small part of any cube, large enough that deflate runs at full speed.
+CHUNK_ROWS = 32
+CHUNK_COLS = 64
 # gzip rather than lzf: MATLAB, HDFView, R and C readers decode it without plugins.
 COMPRESSIONS = ("gzip", "lzf", "none")
+# Chunk rows held by the writer: one being filled while the other is compressed.
+BUFFERS = 2
+# Names of the dimension scales (netCDF-4 dimensions) of the cube's axes.
+DIM_NAMES = ("y", "x", "wavelengths")
 
 
 def output_paths(path: Path) -> list[Path]:
@@ -23,60 +34,179 @@ def output_paths(path: Path) -> list[Path]:
 
 
 class Hdf5Writer(CubeWriter):
-    """Streams rows into a chunked (64, 64, B) dataset, buffering one chunk row (64 rows) so that
-    each chunk is compressed once. Memory: 64 x W x B values."""
+    """Streams rows into a chunked (32, 64, B) `cube` with gzip + shuffle.
+
+    Rows are gathered one chunk row (32 rows) at a time; each full chunk row's chunks are
+    shuffled, deflated and stored (HDF5 direct chunk writes) by `threads` worker threads while
+    the caller fills the next chunk row, so compression runs beside the computation and on every
+    core. The chunks are exactly what HDF5's own gzip + shuffle filters write: any HDF5 reader
+    opens the file without plugins. A worker's error is raised to the caller by the next
+    write_rows or close. Memory: two chunk rows (2 x 32 x W x B values) plus one chunk per thread.
+    lzf goes through h5py's own filter on the calling thread.
+    """
 
     def __init__(self, path: Path, height: int, width: int, wavelengths_nm: Any, dtype: str,
-                 attrs: dict[str, Any], compression: str = "gzip", compression_level: int = 1):
+                 attrs: dict[str, Any], compression: str = "gzip", compression_level: int = 1,
+                 threads: int | None = None, keep_bits: int | None = None):
         import h5py
 
         super().__init__(height, width, wavelengths_nm, dtype)
         if compression not in COMPRESSIONS:
-            raise ValueError(f"compression must be one of {COMPRESSIONS}, got {compression!r}")
+            raise FormatError(f"HDF5 compression must be one of {', '.join(COMPRESSIONS)}, got {compression!r}")
+        level = int(compression_level)
+        if not 0 <= level <= 9:
+            raise FormatError(f"gzip compression level must be 0-9, got {compression_level}")
+        self.threads = default_threads() if threads is None else int(threads)
+        if self.threads < 1:
+            raise ValueError(f"threads must be 1 or more, got {threads}")
+        if keep_bits is not None:
+            keep_mantissa_bits(np.zeros(1, self.dtype), keep_bits)  # a bad value fails here, not in a worker
+        self.compression, self.level, self.keep_bits = compression, level, keep_bits
         filters: dict[str, Any] = {
-            "gzip": {"compression": "gzip", "compression_opts": int(compression_level), "shuffle": True},
+            "gzip": {"compression": "gzip", "compression_opts": level, "shuffle": True},
             "lzf": {"compression": "lzf", "shuffle": True},
             "none": {},
         }[compression]
-        chunks = (min(CHUNK_PX, self.height), min(CHUNK_PX, self.width), self.bands)
+        self.chunks = (min(CHUNK_ROWS, self.height), min(CHUNK_COLS, self.width), self.bands)
         self.file = h5py.File(path, "w")
         try:
             self.dataset = self.file.create_dataset(
                 "cube", shape=(self.height, self.width, self.bands), dtype=self.dtype,
-                chunks=chunks, **filters,
+                chunks=self.chunks, **filters,
             )
             self.dataset.attrs["axes"] = "height, width, band"
-            self.dataset.attrs["units"] = "reflectance in [0, 1]"
-            wl = self.file.create_dataset("wavelengths", data=self.wavelengths_nm)
-            wl.attrs["units"] = "nm"
+            self.dataset.attrs["units"] = "1"
+            self.dataset.attrs["long_name"] = VALUES_LABEL
+            if keep_bits is not None:
+                self.dataset.attrs["mantissa_bits_kept"] = int(keep_bits)
+                self.dataset.attrs["max_relative_error"] = 2.0 ** -(int(keep_bits) + 1)
+            self._dimension_scales()
             for key, value in clean_attrs(attrs).items():
                 self.file.attrs[key] = value
         except BaseException:
             self.file.close()
             raise
-        self.buffer = RowBuffer(chunks[0], self.width, self.bands, self.dtype)
+        self.direct = compression != "lzf"
+        if self.direct:
+            self.pool: ThreadPoolExecutor | None = ThreadPoolExecutor(self.threads, thread_name_prefix="gmsr-h5")
+            self.lock = threading.Lock()
+            self.spare: list[np.ndarray] = []
+            self.inflight: deque[tuple[np.ndarray, list[Future]]] = deque()
+            self.fill: np.ndarray | None = None
+            self.fill_start = 0
+            self.fill_count = 0
+        else:
+            self.pool = None
+            self.buffer = RowBuffer(self.chunks[0], self.width, self.bands, self.dtype)
+
+    def _dimension_scales(self) -> None:
+        """`wavelengths` (nm), `y` and `x` (pixel indices) as the dimension scales of the cube's
+        axes, so netCDF-4, xarray and GDAL's multidimensional API name the axes and show the
+        wavelengths."""
+        f, cube = self.file, self.dataset
+        wl = f.create_dataset("wavelengths", data=self.wavelengths_nm)
+        wl.attrs["units"] = "nm"
+        wl.attrs["long_name"] = "band centre wavelength"
+        y = f.create_dataset("y", data=np.arange(self.height, dtype=np.int32))
+        y.attrs["long_name"] = "pixel row, from the top"
+        x = f.create_dataset("x", data=np.arange(self.width, dtype=np.int32))
+        x.attrs["long_name"] = "pixel column, from the left"
+        for axis, (name, scale) in enumerate(zip(DIM_NAMES, (y, x, wl))):
+            scale.make_scale(name)
+            cube.dims[axis].attach_scale(scale)
+            cube.dims[axis].label = name
+
+    # ------------------------------------------------------------------ threaded direct writes
+
+    def _encode(self, buf: np.ndarray, y0: int, x0: int, rows: int) -> None:
+        """Worker: one chunk of `buf` (a chunk row starting at image row y0) to the file."""
+        ch, cw, _ = self.chunks
+        piece = buf[:rows, x0 : x0 + cw]
+        if piece.shape[:2] != (ch, cw):  # edge chunks are stored full size, zero-padded
+            full = np.zeros(self.chunks, dtype=self.dtype)
+            full[:rows, : piece.shape[1]] = piece
+            piece = full
+        piece = keep_mantissa_bits(piece, self.keep_bits)
+        if self.compression == "gzip":
+            data = deflate(shuffled(piece), self.level)
+        else:
+            data = np.ascontiguousarray(piece).tobytes()
+        with self.lock:
+            self.dataset.id.write_direct_chunk((y0, x0, 0), data)
+
+    def _take_buffer(self) -> np.ndarray:
+        if self.spare:
+            return self.spare.pop()
+        if len(self.inflight) < BUFFERS:
+            return np.empty((self.chunks[0], self.width, self.bands), dtype=self.dtype)
+        return self._wait_oldest()
+
+    def _wait_oldest(self) -> np.ndarray:
+        buf, futures = self.inflight.popleft()
+        for future in futures:
+            future.result()  # a worker's exception is raised here, on the caller's thread
+        return buf
+
+    def _submit(self) -> None:
+        assert self.pool is not None and self.fill is not None
+        buf, y0, rows = self.fill, self.fill_start, self.fill_count
+        futures = [self.pool.submit(self._encode, buf, y0, x0, rows)
+                   for x0 in range(0, self.width, self.chunks[1])]
+        self.inflight.append((buf, futures))
+        self.fill, self.fill_start, self.fill_count = None, y0 + rows, 0
+        for _, done in self.inflight:  # fail early when any chunk already failed
+            for future in done:
+                if future.done() and future.exception() is not None:
+                    raise future.exception()  # type: ignore[misc]
 
     def _write_rows(self, y0: int, block: np.ndarray) -> None:
-        for start, rows in self.buffer.add(block):
-            self.dataset[start : start + rows.shape[0]] = rows
+        if not self.direct:
+            for start, rows in self.buffer.add(block):
+                self.dataset[start : start + rows.shape[0]] = rows
+            return
+        i = 0
+        while i < block.shape[0]:
+            if self.fill is None:
+                self.fill = self._take_buffer()
+            n = min(self.chunks[0] - self.fill_count, block.shape[0] - i)
+            self.fill[self.fill_count : self.fill_count + n] = block[i : i + n]
+            self.fill_count += n
+            i += n
+            if self.fill_count == self.chunks[0]:
+                self._submit()
 
     def _finish(self) -> None:
-        for start, rows in self.buffer.rest():
-            self.dataset[start : start + rows.shape[0]] = rows
+        if not self.direct:
+            for start, rows in self.buffer.rest():
+                self.dataset[start : start + rows.shape[0]] = rows
+        else:
+            if self.fill_count:
+                self._submit()
+            while self.inflight:
+                self.spare.append(self._wait_oldest())
         self.file.flush()
 
     def _release(self) -> None:
+        if self.pool is not None:
+            # Queued chunks are dropped; running ones finish before the file is closed.
+            self.pool.shutdown(wait=True, cancel_futures=True)
         self.file.close()
 
 
 def open_writer(paths: list[Path], *, height: int, width: int, wavelengths_nm: Any,
                 dtype: str = "float32", attrs: dict[str, Any] | None = None,
                 scratch: Callable[[str], Path] | None = None, compression: str = "gzip",
-                compression_level: int = 1) -> Hdf5Writer:
-    """Writer for one HDF5 file: `cube` (H, W, B) float32/float16, chunked and compressed;
-    `wavelengths` (B,) float64 with units='nm'; `attrs` as file attributes."""
+                compression_level: int = 1, threads: int | None = None,
+                keep_bits: int | None = None) -> Hdf5Writer:
+    """Writer for one HDF5 file: `cube` (H, W, B) float32/float16, chunked (32, 64, B), gzip
+    (`compression_level` 0-9, default 1) + shuffle, or lzf, or none; `wavelengths` (B,) float64
+    nm, `y` (H,) and `x` (W,) pixel indices, the three attached as the cube's dimension scales;
+    `attrs` as file attributes. `threads`: compression workers (default: every CPU this process
+    may use). `keep_bits`: round values to this many mantissa bits (relative error at most
+    2**-(keep_bits + 1); 12 bits: 1.2e-4) for smaller files; default exact."""
     return Hdf5Writer(paths[0], height, width, wavelengths_nm, dtype, attrs or {},
-                      compression=compression, compression_level=compression_level)
+                      compression=compression, compression_level=compression_level,
+                      threads=threads, keep_bits=keep_bits)
 
 
 def _decode(value: Any) -> Any:
