@@ -115,7 +115,8 @@ def test_envi_header_fields(tmp_path):
     meta = envi.read_envi_header(str(tmp_path / "c.hdr"))
     # ENVI's default bands are 1-based: 640, 550, 460 nm are indices 24, 15, 6.
     assert meta["default bands"] == ["25", "16", "7"]
-    assert meta["band names"][0] == "400 nm" and meta["band names"][-1] == "700 nm"
+    assert meta["band names"][0] == "Band 1" and meta["band names"][-1] == "Band 31"
+    assert meta["fwhm"] == ["10"] * 31
     assert meta["data type"] == "4" and meta["byte order"] == "0"
     assert meta["input_file"] == "a (b).jpg"
     assert "input_file" in meta["description"]

@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from gmsr_cli.cli.options import variable_options
+
 
 def _range(values: list[float]) -> str:
     if not values:
@@ -61,6 +63,7 @@ def _lines(d: dict[str, Any]) -> list[str]:
 @click.argument("file", metavar="FILE", required=False)
 @click.option("--weights", default=None, metavar="NAME|PATH", help="Describe these weights (a shipped name or a file).")
 @click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
+@variable_options
 def command(file: str | None, weights: str | None, as_json: bool) -> None:
     """Describe FILE: for a cube its shape, wavelengths, value type, value range and provenance;
     for weights (a file, or a shipped name with --weights) their card; for a photo its size.
@@ -70,6 +73,7 @@ def command(file: str | None, weights: str | None, as_json: bool) -> None:
       gmsr info cube.h5
       gmsr info --weights gmsr-cave-srgb
       gmsr info checkpoint.pth --json
+      gmsr info scene.mat --var hsi --wavelength-var wl
     """
     from gmsr_cli import api
 

@@ -13,7 +13,8 @@ import numpy as np
 from gmsr_cli.errors import CubeError, FormatError
 from gmsr_cli.io.codecs import VALUES_LABEL, default_threads, deflate, keep_mantissa_bits, shuffled
 from gmsr_cli.io.cube import AxesView, Cube
-from gmsr_cli.io.formats._base import CubeWriter, RowBuffer, clean_attrs, default_integer_scale, wavelengths_to_nm
+from gmsr_cli.io.formats._base import (CubeWriter, RowBuffer, choose_cube_variable, choose_wavelength_variable,
+                                       clean_attrs, default_integer_scale, wavelengths_to_nm)
 
 CUBE_NAMES = ("cube", "rad", "data")
 WAVELENGTH_NAMES = ("wavelengths", "wavelength", "bands", "wl")
@@ -260,36 +261,105 @@ def _datasets_summary(f: Any) -> str:
     return ", ".join(items) or "none"
 
 
-def read_h5_cube(f: Any, path: Path, *, matlab: bool) -> tuple[Any, np.ndarray, float | None]:
+def octave_variables(f: Any) -> dict[str, Any] | None:
+    """Octave's `save -hdf5` layout (one group per variable with `type` and `value`, values
+    column-major like MATLAB's): {name: value dataset, or an array for an Octave range such as
+    400:10:700}; None when the file is not laid out so."""
+    import h5py
+
+    found: dict[str, Any] = {}
+    for name, obj in f.items():
+        if not (isinstance(obj, h5py.Group) and "OCTAVE_NEW_FORMAT" in obj.attrs and "value" in obj):
+            continue
+        value = obj["value"]
+        if not isinstance(value, h5py.Dataset):
+            continue
+        names = value.dtype.names or ()
+        if {"base", "limit", "increment"} <= set(names):
+            rec = value[()]
+            count = int(np.asarray(value.attrs.get("OCTAVE_RANGE_NELEM", 0)).reshape(-1)[0])
+            if count <= 0:
+                count = int(np.floor((rec["limit"] - rec["base"]) / rec["increment"] + 1e-9)) + 1
+            found[name] = float(rec["base"]) + float(rec["increment"]) * np.arange(count)
+        elif value.dtype.kind in "iuf":
+            found[name] = value
+    return found or None
+
+
+def _all_datasets(f: Any) -> dict[str, Any]:
+    import h5py
+
+    found: dict[str, Any] = {}
+
+    def visit(path: str, obj: Any) -> None:
+        if isinstance(obj, h5py.Dataset) and obj.dtype.kind in "iuf":
+            found[path] = obj
+
+    f.visititems(visit)
+    return found
+
+
+def read_h5_cube(f: Any, path: Path, *, matlab: bool, variable: str | None = None,
+                 wavelength_variable: str | None = None) -> tuple[Any, np.ndarray, float | None]:
     """Find the cube and wavelengths in an open h5py File.
 
     Returns (data as an (H, W, B) view, wavelengths nm, scale). `matlab`: stored band-first
-    arrays are MATLAB's transposed (B, W, H) rather than (B, H, W).
+    arrays are MATLAB's transposed (B, W, H) rather than (B, H, W); MATLAB v7.3 and Octave
+    files may also hold the cube and the wavelengths under other names, taken when they are the
+    only 3-D variable and the only vector of wavelength-like values. `variable`,
+    `wavelength_variable`: dataset (or Octave variable) names that override the search.
     """
-    cube = _find(f, CUBE_NAMES, lambda d: d.ndim == 3)
-    if cube is None:
-        raise CubeError(
-            f"{path}: no 3-D dataset named {'/'.join(CUBE_NAMES)} found "
-            f"(datasets: {_datasets_summary(f)})"
-        )
-    wl_ds = _find(f, WAVELENGTH_NAMES, lambda d: d.size >= 1 and d.dtype.kind in "iuf"
-                  and max(d.shape, default=1) == d.size)
-    wl_values, units = None, None
-    if wl_ds is not None:
-        wl_values, units = wl_ds[()], _decode(wl_ds.attrs.get("units"))
+    octave = octave_variables(f)
+    if octave is not None:
+        matlab = True
+    named = octave if octave is not None else _all_datasets(f)
+    shapes = {k: tuple(np.shape(v)) for k, v in named.items()}
+    if variable is not None or octave is not None:
+        cube = named[choose_cube_variable(path, shapes, CUBE_NAMES, variable)]
     else:
-        for holder in (cube, f):
-            for name in WAVELENGTH_NAMES:
-                if name in holder.attrs:
-                    wl_values = holder.attrs[name]
-                    units = _decode(holder.attrs.get("wavelength_units", holder.attrs.get("units")))
+        cube = _find(f, CUBE_NAMES, lambda d: d.ndim == 3)
+        if cube is None and matlab:
+            cube = named[choose_cube_variable(path, shapes, CUBE_NAMES, None)]
+        if cube is None:
+            raise CubeError(
+                f"{path}: no 3-D dataset named {'/'.join(CUBE_NAMES)} found "
+                f"(datasets: {_datasets_summary(f)}); choose the cube with --var NAME"
+            )
+    cube_name = str(getattr(cube, "name", "") or "cube").lstrip("/")
+    wl_values, units = None, None
+    vectors = {k: v for k, v in named.items() if v is not cube and 1 <= np.size(v) <= 100_000
+               and max(np.shape(v), default=1) == np.size(v)}
+    if wavelength_variable is not None or octave is not None:
+        candidates = {k: np.asarray(v[()] if hasattr(v, "attrs") else v) for k, v in vectors.items()}
+        bands = _band_count(cube.shape, candidates, wavelength_variable)
+        name = choose_wavelength_variable(path, candidates, WAVELENGTH_NAMES, bands, wavelength_variable, cube_name)
+        wl_values = candidates[name]
+        holder = named[name]
+        units = _decode(holder.attrs.get("units")) if hasattr(holder, "attrs") else None
+    else:
+        wl_ds = _find(f, WAVELENGTH_NAMES, lambda d: d.size >= 1 and d.dtype.kind in "iuf"
+                      and max(d.shape, default=1) == d.size)
+        if wl_ds is not None:
+            wl_values, units = wl_ds[()], _decode(wl_ds.attrs.get("units"))
+        else:
+            for holder in (cube, f):
+                for name in WAVELENGTH_NAMES:
+                    if name in holder.attrs:
+                        wl_values = holder.attrs[name]
+                        units = _decode(holder.attrs.get("wavelength_units", holder.attrs.get("units")))
+                        break
+                if wl_values is not None:
                     break
-            if wl_values is not None:
-                break
+        if wl_values is None and matlab:
+            candidates = {k: np.asarray(v[()]) for k, v in vectors.items()}
+            bands = _band_count(cube.shape, candidates, None)
+            wl_values = candidates[choose_wavelength_variable(path, candidates, WAVELENGTH_NAMES, bands,
+                                                              None, cube_name)]
     if wl_values is None:
         raise CubeError(
-            f"{path}: found cube dataset '{cube.name}' {tuple(cube.shape)} but no wavelengths "
-            f"(a dataset or attribute named {'/'.join(WAVELENGTH_NAMES)}); add one, in nm"
+            f"{path}: found cube dataset '{cube_name}' {tuple(cube.shape)} but no wavelengths "
+            f"(a dataset or attribute named {'/'.join(WAVELENGTH_NAMES)}); add one, in nm, or "
+            "choose one with --wavelength-var NAME"
         )
     wl = wavelengths_to_nm(wl_values, units if isinstance(units, str) else None, path)
     n = wl.size
@@ -300,7 +370,7 @@ def read_h5_cube(f: Any, path: Path, *, matlab: bool) -> tuple[Any, np.ndarray, 
         data = AxesView(cube, (2, 1, 0) if matlab else (1, 2, 0))
     else:
         raise CubeError(
-            f"{path}: cube '{cube.name}' has shape {shape} but there are {n} wavelengths; "
+            f"{path}: cube '{cube_name}' has shape {shape} but there are {n} wavelengths; "
             "neither its first nor last axis matches"
         )
     scale = None
@@ -311,8 +381,19 @@ def read_h5_cube(f: Any, path: Path, *, matlab: bool) -> tuple[Any, np.ndarray, 
     return data, wl, scale
 
 
-def read(path: Path) -> Cube:
-    """Open an HDF5 cube lazily: `cube` (or rad/data) with `wavelengths` (or bands/wl).
+def _band_count(shape: tuple[int, ...], candidates: dict[str, np.ndarray], requested: str | None) -> int:
+    """The cube's band count for the wavelength search: a stored axis that a candidate's length
+    matches (the first, band-first as MATLAB and Octave store (H, W, B), else the last)."""
+    sizes = {np.size(v) for k, v in candidates.items() if requested is None or k == requested}
+    for axis in (0, 2):
+        if shape[axis] in sizes:
+            return int(shape[axis])
+    return int(shape[0])
+
+
+def read(path: Path, variable: str | None = None, wavelength_variable: str | None = None) -> Cube:
+    """Open an HDF5 cube lazily: `cube` (or rad/data, or `variable`) with `wavelengths` (or
+    bands/wl, or `wavelength_variable`); Octave `save -hdf5` files too.
 
     Works for our files and CAVE files (uint16 `cube` with a `scale` attribute). The returned
     Cube holds the file open until `close()`.
@@ -325,7 +406,8 @@ def read(path: Path) -> Cube:
         raise CubeError(f"{path}: not a readable HDF5 file ({exc})") from None
     try:
         matlab = any("MATLAB_class" in obj.attrs for obj in f.values())
-        data, wl, scale = read_h5_cube(f, path, matlab=matlab)
+        data, wl, scale = read_h5_cube(f, path, matlab=matlab, variable=variable,
+                                       wavelength_variable=wavelength_variable)
         attrs = {str(k): _decode(v) for k, v in f.attrs.items()}
         if np.dtype(data.dtype).kind in "iu" and scale is None:
             scale = default_integer_scale(data.dtype, attrs)

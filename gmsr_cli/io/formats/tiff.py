@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import queue
+import re
 import struct
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
@@ -91,6 +94,18 @@ class TiffWriter(RawRowsWriter):
             raise RuntimeError(f"tifffile laid out {nbytes} data bytes, expected {total}")
         self.fh = open(path, "r+b")
         self.fh.seek(offset)  # tifffile laid out the strips contiguously from here: rows append
+
+
+@contextmanager
+def _quiet_tifffile() -> Iterator[None]:
+    """tifffile logs what it skips in a damaged file; the CubeError we raise says it once."""
+    log = logging.getLogger("tifffile")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 _END = object()
@@ -226,7 +241,14 @@ def open_writer(paths: list[Path], *, height: int, width: int, wavelengths_nm: A
     return CompressedTiffWriter(paths[0], height, width, wavelengths_nm, dtype, attrs or {}, compression, threads)
 
 
+_WAVELENGTH_KEY = re.compile(r"wavelength|central_wavelength|dim_wavelengths?_value")
+_UNITS_KEY = re.compile(r"wavelength_units|dim_wavelengths?_unit")
+
+
 def _gdal_wavelengths(xml: str) -> tuple[list[float] | None, str | None, dict[str, str]]:
+    """(per-band wavelengths or None, their units, dataset items) from GDAL_METADATA. Band items
+    named `wavelength` (ours, GDAL's ENVI driver) or `DIM_wavelengths_VALUE` (what
+    gdalmdimtranslate writes from our HDF5's dimension scale) count as wavelengths."""
     root = ET.fromstring(xml)
     per_band: dict[int, float] = {}
     units = None
@@ -236,9 +258,9 @@ def _gdal_wavelengths(xml: str) -> tuple[list[float] | None, str | None, dict[st
         sample = item.get("sample")
         if sample is None:
             attrs[item.get("name") or ""] = item.text or ""
-        elif name == "wavelength":
+        elif _WAVELENGTH_KEY.fullmatch(name):
             per_band[int(sample)] = float(item.text or "nan")
-        elif name == "wavelength_units":
+        elif _UNITS_KEY.fullmatch(name):
             units = item.text
     wl = [per_band[i] for i in sorted(per_band)] if per_band else None
     return wl, units, attrs
@@ -263,7 +285,7 @@ def looks_like_cube(path: Path) -> bool:
     import tifffile
 
     try:
-        with tifffile.TiffFile(path, is_shaped=False) as tif:
+        with _quiet_tifffile(), tifffile.TiffFile(path, is_shaped=False) as tif:
             page = tif.pages.first
             tags = page.tags
             if int(getattr(page, "samplesperpixel", 1)) > 4 or len(tif.pages) > 4:
@@ -286,7 +308,7 @@ def read(path: Path) -> Cube:
     path = Path(path)
     try:
         # is_shaped=False: a description copied by GDAL into a cropped file would not match.
-        with tifffile.TiffFile(path, is_shaped=False) as tif:
+        with _quiet_tifffile(), tifffile.TiffFile(path, is_shaped=False) as tif:
             series = tif.series[0]
             shape, axes = tuple(series.shape), series.axes
             dtype = np.dtype(series.dtype).newbyteorder(tif.byteorder)
