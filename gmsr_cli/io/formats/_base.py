@@ -174,7 +174,7 @@ def default_integer_scale(dtype: np.dtype, attrs: dict[str, Any]) -> float:
     return 1.0 / top
 
 
-def _looks_like_wavelengths(values: np.ndarray) -> bool:
+def looks_like_wavelengths(values: np.ndarray) -> bool:
     """Strictly increasing values within 200-3000 nm or 0.2-3 um."""
     v = np.asarray(values, dtype=np.float64).reshape(-1)
     if v.size == 0 or not np.all(np.isfinite(v)):
@@ -222,7 +222,7 @@ def choose_wavelength_variable(path: Path | str, values: dict[str, Any], names: 
     for name in names:
         if name in lower:
             return lower[name]
-    fits = [n for n, v in values.items() if np.size(v) == bands and _looks_like_wavelengths(v)]
+    fits = [n for n, v in values.items() if np.size(v) == bands and looks_like_wavelengths(v)]
     if len(fits) == 1:
         return fits[0]
     what = "several variables could be" if fits else "no variable holds"

@@ -13,8 +13,9 @@ import numpy as np
 from gmsr_cli.errors import CubeError, FormatError
 from gmsr_cli.io.codecs import VALUES_LABEL, default_threads, deflate, keep_mantissa_bits, shuffled
 from gmsr_cli.io.cube import AxesView, Cube
-from gmsr_cli.io.formats._base import (CubeWriter, RowBuffer, choose_cube_variable, choose_wavelength_variable,
-                                       clean_attrs, default_integer_scale, wavelengths_to_nm)
+from gmsr_cli.io.formats._base import (CubeWriter, RowBuffer, looks_like_wavelengths, choose_cube_variable,
+                                       choose_wavelength_variable, clean_attrs, default_integer_scale,
+                                       wavelengths_to_nm)
 
 CUBE_NAMES = ("cube", "rad", "data")
 WAVELENGTH_NAMES = ("wavelengths", "wavelength", "bands", "wl")
@@ -318,6 +319,9 @@ def read_h5_cube(f: Any, path: Path, *, matlab: bool, variable: str | None = Non
         cube = named[choose_cube_variable(path, shapes, CUBE_NAMES, variable)]
     else:
         cube = _find(f, CUBE_NAMES, lambda d: d.ndim == 3)
+        if cube is None:  # a 3-D dataset under another name whose band axis has wavelengths
+            scaled = [d for d in named.values() if d.ndim == 3 and _scale_wavelengths(d) is not None]
+            cube = scaled[0] if len(scaled) == 1 else None
         if cube is None and matlab:
             cube = named[choose_cube_variable(path, shapes, CUBE_NAMES, None)]
         if cube is None:
@@ -337,8 +341,10 @@ def read_h5_cube(f: Any, path: Path, *, matlab: bool, variable: str | None = Non
         holder = named[name]
         units = _decode(holder.attrs.get("units")) if hasattr(holder, "attrs") else None
     else:
-        wl_ds = _find(f, WAVELENGTH_NAMES, lambda d: d.size >= 1 and d.dtype.kind in "iuf"
-                      and max(d.shape, default=1) == d.size)
+        wl_ds = _scale_wavelengths(cube) if hasattr(cube, "dims") else None
+        if wl_ds is None:
+            wl_ds = _find(f, WAVELENGTH_NAMES, lambda d: d.size >= 1 and d.dtype.kind in "iuf"
+                          and max(d.shape, default=1) == d.size)
         if wl_ds is not None:
             wl_values, units = wl_ds[()], _decode(wl_ds.attrs.get("units"))
         else:
@@ -379,6 +385,21 @@ def read_h5_cube(f: Any, path: Path, *, matlab: bool, variable: str | None = Non
             scale = float(np.asarray(cube.attrs[key]).reshape(-1)[0])
             break
     return data, wl, scale
+
+
+def _scale_wavelengths(cube: Any) -> Any:
+    """A dimension scale attached to the cube's last (or first) axis that holds wavelength-like
+    values: how netCDF-4, xarray and h5py users label the band axis, under any name."""
+    for axis in (2, 0):
+        try:
+            scales = list(cube.dims[axis].values())
+        except (RuntimeError, ValueError, KeyError):  # broken references: no usable scale
+            continue
+        for scale in scales:
+            if (scale.ndim == 1 and scale.size == cube.shape[axis] and scale.dtype.kind in "iuf"
+                    and looks_like_wavelengths(scale[()])):
+                return scale
+    return None
 
 
 def _band_count(shape: tuple[int, ...], candidates: dict[str, np.ndarray], requested: str | None) -> int:
