@@ -65,7 +65,8 @@ def keep_mantissa_bits(block: np.ndarray, bits: int | None) -> np.ndarray:
     """Round float values to `bits` explicit mantissa bits (round to nearest, ties away from
     zero in magnitude), so that they compress much better; NaN and infinities are kept.
 
-    The relative error of every finite value is at most 2**-(bits + 1) (bits=12: 1.2e-4);
+    The relative error of every normal value (|x| >= 1.2e-38) is at most 2**-(bits + 1) (bits=12:
+    1.2e-4; subnormal values, which have fewer bits, are off by less than 2**-(126 + bits));
     None, or at least the type's own mantissa (23 for float32, 10 for float16), keeps the values
     exactly. Returns a new array of the same dtype (or `block` itself when nothing changes)."""
     if bits is None:

@@ -28,6 +28,9 @@ GDAL_METADATA_TAG = 42112
 # Classic TIFF offsets are 32-bit; leave room for the header and tags.
 BIGTIFF_ABOVE_BYTES = 2**32 - 2**25
 STRIP_BYTES = 2**20
+# Compressed strips are smaller: each is held a few times over (rows, predicted, compressed)
+# while it waits in the queue.
+COMPRESSED_STRIP_BYTES = 2**18
 # Compressions the writer offers (all lossless; GDAL, libtiff and tifffile + imagecodecs read
 # them). Compressed strips use the floating-point predictor (3), as GDAL's PREDICTOR=3.
 COMPRESSIONS = ("none", "deflate", "zstd", "lzw")
@@ -116,7 +119,7 @@ class _Aborted(Exception):
 
 
 class CompressedTiffWriter(CubeWriter):
-    """Compressed strips: each strip (about 1 MB of rows) is predicted and compressed by a pool
+    """Compressed strips: each strip (about 256 KB of rows) is predicted and compressed by a pool
     of `threads` workers while the caller goes on; a writer thread hands the compressed strips,
     in order, to tifffile, which writes them and the tags. A worker's or tifffile's error is
     raised to the caller by the next write_rows or close. Memory: a few strips per thread."""
@@ -132,14 +135,13 @@ class CompressedTiffWriter(CubeWriter):
         if threads < 1:
             raise ValueError(f"threads must be 1 or more, got {threads}")
         row_bytes = self.width * self.bands * self.dtype.itemsize
-        self.rows_per_strip = max(1, STRIP_BYTES // row_bytes)
+        self.rows_per_strip = max(1, COMPRESSED_STRIP_BYTES // row_bytes)
         self.strip = np.empty((self.rows_per_strip, self.width, self.bands), dtype=self.dtype)
         self.strip_count = 0
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="gmsr-tiff")
-        self.queue: queue.Queue = queue.Queue(maxsize=2 * threads + 2)
+        self.queue: queue.Queue = queue.Queue(maxsize=threads + 2)
         self.error: BaseException | None = None
         total = row_bytes * self.height
-        # Compressed data is never larger than about the raw data plus a small overhead.
         self.tiff = tifffile.TiffWriter(path, bigtiff=total > BIGTIFF_ABOVE_BYTES, byteorder="<")
         page = _page_args(self, clean_attrs(attrs), self.rows_per_strip)
         page.update(compression=_TIFF_COMPRESSION[compression], predictor=3)
