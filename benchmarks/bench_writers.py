@@ -9,7 +9,9 @@ cube to a fresh file in a temporary folder through `open_cube_writer`, 224 rows 
 `gmsr reconstruct` hands over with the default tiles), and the time runs from opening the writer to
 the file renamed into place. "1 core" pins this process to one CPU (sched_setaffinity), so the
 writer's worker threads share it; "all" uses every CPU. MB/s counts the float32 cube
-(H * W * 31 * 4 bytes) whatever the file holds; "size" is the file size against that.
+(H * W * 31 * 4 bytes) whatever the file holds; "MB/cpu-s" divides it by the CPU time of this
+process (all threads; median over both runs), which other jobs on a shared machine do not
+change; "size" is the file size against the float32 cube.
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ def realistic_cube(size: int) -> np.ndarray:
     return reconstruct_image(np.asarray(photo), model=model)
 
 
-def write_once(cube: np.ndarray, path: Path, options: dict) -> float:
+def write_once(cube: np.ndarray, path: Path, options: dict) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process, all threads) of one write."""
     from gmsr_cli.io import open_cube_writer
     from gmsr_cli.io.registry import output_paths
 
@@ -64,11 +67,11 @@ def write_once(cube: np.ndarray, path: Path, options: dict) -> float:
         p.unlink(missing_ok=True)
     h, w, _ = cube.shape
     wl = np.arange(400.0, 701.0, 10.0)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     with open_cube_writer(path, h, w, wl, **options) as writer:
         for y0 in range(0, h, ROWS_PER_CALL):
             writer.write_rows(y0, cube[y0 : y0 + ROWS_PER_CALL])
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def main() -> None:
@@ -98,7 +101,7 @@ def main() -> None:
     all_cpus = os.sched_getaffinity(0)
     print(f"cube: {source}; {cube.shape}, {mb:.0f} MB float32, values {cube.min():.3f}..{cube.max():.3f}")
     print(f"cpus: {len(all_cpus)}; deflate levels 1-3 by {deflate_backend()}; median of {args.repeats}")
-    print(f"{'format':34s} {'1 core MB/s':>12s} {'all MB/s':>10s} {'size':>7s}")
+    print(f"{'format':34s} {'1 core MB/s':>12s} {'all MB/s':>10s} {'MB/cpu-s':>9s} {'size':>7s}")
     configs = CONFIGS
     if args.only:
         prefixes = [p.strip() for p in args.only.split(",")]
@@ -106,16 +109,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="gmsr-bench-") as tmp:
         for label, name, options in configs:
             path = Path(tmp) / name
-            rates = {}
+            rates, cpu = {}, []
             for cores, cpus in (("1", {min(all_cpus)}), ("all", all_cpus)):
                 os.sched_setaffinity(0, cpus)
                 try:
-                    times = [write_once(cube, path, options) for _ in range(args.repeats)]
+                    runs = [write_once(cube, path, options) for _ in range(args.repeats)]
                 finally:
                     os.sched_setaffinity(0, all_cpus)
-                rates[cores] = mb / statistics.median(times)
+                rates[cores] = mb / statistics.median(r[0] for r in runs)
+                cpu += [r[1] for r in runs]
             size = sum(p.stat().st_size for p in output_paths(path)) / cube.nbytes
-            print(f"{label:34s} {rates['1']:12.0f} {rates['all']:10.0f} {size:7.2f}", flush=True)
+            print(f"{label:34s} {rates['1']:12.0f} {rates['all']:10.0f} {mb / statistics.median(cpu):9.0f} "
+                  f"{size:7.2f}", flush=True)
 
 
 if __name__ == "__main__":

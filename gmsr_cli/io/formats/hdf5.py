@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import threading
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from gmsr_cli.errors import CubeError, FormatError
-from gmsr_cli.io.codecs import VALUES_LABEL, default_threads, deflate, keep_mantissa_bits, shuffled
+from gmsr_cli.io.chunks import ChunkRowWriter
+from gmsr_cli.io.codecs import VALUES_LABEL, default_threads, keep_mantissa_bits
 from gmsr_cli.io.cube import AxesView, Cube
 from gmsr_cli.io.formats._base import (CubeWriter, RowBuffer, looks_like_wavelengths, choose_cube_variable,
                                        choose_wavelength_variable, clean_attrs, default_integer_scale,
@@ -25,8 +23,6 @@ CHUNK_ROWS = 32
 CHUNK_COLS = 64
 # gzip rather than lzf: MATLAB, HDFView, R and C readers decode it without plugins.
 COMPRESSIONS = ("gzip", "lzf", "none")
-# Chunk rows held by the writer: one being filled while the other is compressed.
-BUFFERS = 2
 # Names of the dimension scales (netCDF-4 dimensions) of the cube's axes.
 DIM_NAMES = ("y", "x", "wavelengths")
 
@@ -39,12 +35,12 @@ class Hdf5Writer(CubeWriter):
     """Streams rows into a chunked (32, 64, B) `cube` with gzip + shuffle.
 
     Rows are gathered one chunk row (32 rows) at a time; each full chunk row's chunks are
-    shuffled, deflated and stored (HDF5 direct chunk writes) by `threads` worker threads while
-    the caller fills the next chunk row, so compression runs beside the computation and on every
-    core. The chunks are exactly what HDF5's own gzip + shuffle filters write: any HDF5 reader
-    opens the file without plugins. A worker's error is raised to the caller by the next
-    write_rows or close. Memory: two chunk rows (2 x 32 x W x B values) plus one chunk per thread.
-    lzf goes through h5py's own filter on the calling thread.
+    shuffled, deflated and stored (HDF5 direct chunk writes, gmsr_cli.io.chunks) by `threads`
+    worker threads while the caller fills the next chunk row, so compression runs beside the
+    computation and on every core. The chunks are exactly what HDF5's own gzip + shuffle filters
+    write: any HDF5 reader opens the file without plugins. A worker's error is raised to the
+    caller by the next write_rows or close. Memory: two chunk rows (2 x 32 x W x B values) plus
+    about two chunks per thread. lzf goes through h5py's own filter on the calling thread.
     """
 
     def __init__(self, path: Path, height: int, width: int, wavelengths_nm: Any, dtype: str,
@@ -88,18 +84,14 @@ class Hdf5Writer(CubeWriter):
         except BaseException:
             self.file.close()
             raise
-        self.direct = compression != "lzf"
-        if self.direct:
-            self.pool: ThreadPoolExecutor | None = ThreadPoolExecutor(self.threads, thread_name_prefix="gmsr-h5")
-            self.lock = threading.Lock()
-            self.spare: list[np.ndarray] = []
-            self.inflight: deque[tuple[np.ndarray, list[Future]]] = deque()
-            self.fill: np.ndarray | None = None
-            self.fill_start = 0
-            self.fill_count = 0
-        else:
-            self.pool = None
+        self.pipeline: ChunkRowWriter | None = None
+        if compression == "lzf":
             self.buffer = RowBuffer(self.chunks[0], self.width, self.bands, self.dtype)
+        else:
+            self.pipeline = ChunkRowWriter(
+                self.dataset, rows=self.chunks[0], cols=self.chunks[1], width=self.width, bands=self.bands,
+                dtype=self.dtype, level=level if compression == "gzip" else None, shuffle=True,
+                threads=self.threads, keep_bits=keep_bits)
 
     def _dimension_scales(self) -> None:
         """`wavelengths` (nm), `y` and `x` (pixel indices) as the dimension scales of the cube's
@@ -118,80 +110,24 @@ class Hdf5Writer(CubeWriter):
             cube.dims[axis].attach_scale(scale)
             cube.dims[axis].label = name
 
-    # ------------------------------------------------------------------ threaded direct writes
-
-    def _encode(self, buf: np.ndarray, y0: int, x0: int, rows: int) -> None:
-        """Worker: one chunk of `buf` (a chunk row starting at image row y0) to the file."""
-        ch, cw, _ = self.chunks
-        piece = buf[:rows, x0 : x0 + cw]
-        if piece.shape[:2] != (ch, cw):  # edge chunks are stored full size, zero-padded
-            full = np.zeros(self.chunks, dtype=self.dtype)
-            full[:rows, : piece.shape[1]] = piece
-            piece = full
-        piece = keep_mantissa_bits(piece, self.keep_bits)
-        if self.compression == "gzip":
-            data = deflate(shuffled(piece), self.level)
-        else:
-            data = np.ascontiguousarray(piece).tobytes()
-        with self.lock:
-            self.dataset.id.write_direct_chunk((y0, x0, 0), data)
-
-    def _take_buffer(self) -> np.ndarray:
-        if self.spare:
-            return self.spare.pop()
-        if len(self.inflight) < BUFFERS:
-            return np.empty((self.chunks[0], self.width, self.bands), dtype=self.dtype)
-        return self._wait_oldest()
-
-    def _wait_oldest(self) -> np.ndarray:
-        buf, futures = self.inflight.popleft()
-        for future in futures:
-            future.result()  # a worker's exception is raised here, on the caller's thread
-        return buf
-
-    def _submit(self) -> None:
-        assert self.pool is not None and self.fill is not None
-        buf, y0, rows = self.fill, self.fill_start, self.fill_count
-        futures = [self.pool.submit(self._encode, buf, y0, x0, rows)
-                   for x0 in range(0, self.width, self.chunks[1])]
-        self.inflight.append((buf, futures))
-        self.fill, self.fill_start, self.fill_count = None, y0 + rows, 0
-        for _, done in self.inflight:  # fail early when any chunk already failed
-            for future in done:
-                if future.done() and future.exception() is not None:
-                    raise future.exception()  # type: ignore[misc]
-
     def _write_rows(self, y0: int, block: np.ndarray) -> None:
-        if not self.direct:
-            for start, rows in self.buffer.add(block):
-                self.dataset[start : start + rows.shape[0]] = rows
+        if self.pipeline is not None:
+            self.pipeline.add(block)
             return
-        i = 0
-        while i < block.shape[0]:
-            if self.fill is None:
-                self.fill = self._take_buffer()
-            n = min(self.chunks[0] - self.fill_count, block.shape[0] - i)
-            self.fill[self.fill_count : self.fill_count + n] = block[i : i + n]
-            self.fill_count += n
-            i += n
-            if self.fill_count == self.chunks[0]:
-                self._submit()
+        for start, rows in self.buffer.add(keep_mantissa_bits(block, self.keep_bits)):
+            self.dataset[start : start + rows.shape[0]] = rows
 
     def _finish(self) -> None:
-        if not self.direct:
+        if self.pipeline is not None:
+            self.pipeline.finish()
+        else:
             for start, rows in self.buffer.rest():
                 self.dataset[start : start + rows.shape[0]] = rows
-        else:
-            if self.fill_count:
-                self._submit()
-            while self.inflight:
-                self.spare.append(self._wait_oldest())
         self.file.flush()
 
     def _release(self) -> None:
-        if self.pool is not None:
-            # Queued chunks are dropped; running ones finish before the file is closed.
-            self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.pipeline is not None:
+            self.pipeline.close()
         self.file.close()
 
 

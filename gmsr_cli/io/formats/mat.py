@@ -13,12 +13,14 @@ import numpy as np
 
 from gmsr_cli.errors import CubeError, FormatError
 from gmsr_cli.io.cube import AxesView, Cube, MappedArray
-from gmsr_cli.io.formats._base import (CubeWriter, RowBuffer, choose_cube_variable, choose_wavelength_variable,
+from gmsr_cli.io.formats._base import (CubeWriter, choose_cube_variable, choose_wavelength_variable,
                                        clean_attrs, default_integer_scale, wavelengths_to_nm)
 
 # MATLAB saves variables over 2 GB only in v7.3 files; "auto" switches to v7.3 above this.
 V5_MAX_BYTES = 2**31 - 1
 MAT_VERSIONS = ("auto", "5", "7.3")
+# gzip level of v7.3 cubes (deflated by ISA-L, see gmsr_cli.io.codecs.deflate).
+V73_LEVEL = 1
 CUBE_NAMES = ("cube", "rad", "data")
 WAVELENGTH_NAMES = ("bands", "wavelengths", "wavelength", "wl")
 PROVENANCE_NAME = "provenance"
@@ -145,20 +147,26 @@ class MatV5Writer(CubeWriter):
 
 class MatV73Writer(CubeWriter):
     """MAT v7.3: an HDF5 file with MATLAB's 512-byte header block. MATLAB is column-major, so
-    h5py sees every array transposed: `cube` is stored (B, W, H), `bands` (B, 1). Rows are
-    buffered 64 at a time so each (B, 64, 64) chunk is compressed once."""
+    h5py sees every array transposed: `cube` is stored (B, W, H), `bands` (B, 1). Chunks of
+    (B, 64, 32) are shuffled, deflated (level 1) and written by worker threads while rows arrive
+    (gmsr_cli.io.chunks), as for our HDF5 files."""
 
-    def __init__(self, path: Path, height: int, width: int, wavelengths_nm: Any, attrs: dict[str, Any]):
+    def __init__(self, path: Path, height: int, width: int, wavelengths_nm: Any, attrs: dict[str, Any],
+                 threads: int | None = None):
         import h5py
+
+        from gmsr_cli.io.chunks import ChunkRowWriter
+        from gmsr_cli.io.codecs import default_threads
 
         super().__init__(height, width, wavelengths_nm, "float32")
         self.path = Path(path)
-        chunks = (self.bands, min(64, self.width), min(64, self.height))
+        # (B, 64 columns, 32 rows): the writer holds two chunk rows of 32 image rows.
+        chunks = (self.bands, min(64, self.width), min(32, self.height))
         self.file = h5py.File(self.path, "w", userblock_size=512)
         try:
             self.dataset = self.file.create_dataset(
                 "cube", shape=(self.bands, self.width, self.height), dtype="<f4", chunks=chunks,
-                compression="gzip", compression_opts=4, shuffle=True,
+                compression="gzip", compression_opts=V73_LEVEL, shuffle=True,
             )
             self.dataset.attrs["MATLAB_class"] = np.bytes_(b"single")
             bands = self.file.create_dataset("bands", data=self.wavelengths_nm.reshape(-1, 1))
@@ -170,23 +178,23 @@ class MatV73Writer(CubeWriter):
         except BaseException:
             self.file.close()
             raise
-        self.buffer = RowBuffer(chunks[2], self.width, self.bands, np.dtype("<f4"))
-
-    def _store(self, y0: int, rows: np.ndarray) -> None:
-        self.dataset[:, :, y0 : y0 + rows.shape[0]] = rows.transpose(2, 1, 0)
+        self.pipeline = ChunkRowWriter(
+            self.dataset, rows=chunks[2], cols=chunks[1], width=self.width, bands=self.bands,
+            dtype=np.dtype("<f4"), level=V73_LEVEL, shuffle=True,
+            threads=default_threads() if threads is None else threads, transposed=True)
 
     def _write_rows(self, y0: int, block: np.ndarray) -> None:
-        for start, rows in self.buffer.add(block):
-            self._store(start, rows)
+        self.pipeline.add(block)
 
     def _finish(self) -> None:
-        for start, rows in self.buffer.rest():
-            self._store(start, rows)
+        self.pipeline.finish()
+        self.pipeline.close()
         self.file.close()
         with open(self.path, "r+b") as fh:
             fh.write(_header_text("7.3"))
 
     def _release(self) -> None:
+        self.pipeline.close()
         self.file.close()
 
 

@@ -36,7 +36,7 @@ COMPRESSED_STRIP_BYTES = 2**18
 COMPRESSIONS = ("none", "deflate", "zstd", "lzw")
 _TIFF_COMPRESSION = {"deflate": "adobe_deflate", "zstd": "zstd", "lzw": "lzw"}
 DEFLATE_LEVEL = 1
-ZSTD_LEVEL = 3
+ZSTD_LEVEL = 1
 
 
 def output_paths(path: Path) -> list[Path]:
