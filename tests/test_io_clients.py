@@ -228,3 +228,15 @@ def test_our_hdf5_dimension_scales_in_h5py(tmp_path):
         np.testing.assert_allclose(cube.dims[2][0][()], WL)
         np.testing.assert_array_equal(cube.dims[0][0][()], np.arange(H))
         assert "reflectance" in cube.attrs["long_name"] and "outside [0, 1]" in cube.attrs["long_name"]
+
+
+def test_xarray_names_the_axes_of_our_hdf5(tmp_path):
+    """netCDF-4 readers see named dimensions with the wavelengths as a coordinate."""
+    xr = pytest.importorskip("xarray", reason="xarray is not installed (pip install xarray h5netcdf)")
+    pytest.importorskip("h5netcdf", reason="h5netcdf is not installed (pip install xarray h5netcdf)")
+    data = write_ours(tmp_path / "c.h5")
+    with xr.open_dataset(tmp_path / "c.h5", engine="h5netcdf") as ds:
+        assert ds["cube"].dims == ("y", "x", "wavelengths")
+        np.testing.assert_allclose(ds["wavelengths"].values, WL)
+        assert ds["wavelengths"].attrs["units"] == "nm"
+        assert float(ds["cube"].sel(wavelengths=550, y=3, x=2)) == data[3, 2, 15]
