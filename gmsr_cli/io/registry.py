@@ -47,7 +47,7 @@ FORMATS: tuple[CubeFormat, ...] = (
                "ENVI: float32 BIP .img + .hdr with wavelengths, fwhm, band names, default bands",
                dtypes=("float32",)),
     CubeFormat("mat", (".mat",), "gmsr_cli.io.formats.mat",
-               "MATLAB: `cube` (H, W, B) single + `bands` (1, B), v5 or v7.3 (HDF5) above 2 GB",
+               "MATLAB: `cube` (H, W, B) single + `bands` (1, B), v5, or v7.3 (HDF5) above 2 GB or when asked",
                dtypes=("float32",), options=("mat_version",)),
     CubeFormat("tiff", (".tif", ".tiff"), "gmsr_cli.io.formats.tiff",
                "TIFF: one (H, W, B) page, uncompressed or deflate/zstd/lzw, wavelengths in ImageDescription JSON and GDAL_METADATA",
