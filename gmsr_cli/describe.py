@@ -95,6 +95,10 @@ def describe_file(path: PathLike) -> dict[str, Any]:
         try:
             return _describe_cube(path)
         except CubeError:
+            from .io.formats.tiff import looks_like_cube
+
+            if looks_like_cube(path):  # a broken cube stays a cube error, not a "photo"
+                raise
             return _describe_photo(path)
     if suffix in PHOTO_EXTENSIONS:
         return _describe_photo(path)

@@ -65,7 +65,8 @@ def read_mat(path):
 
 def read_tiff(path):
     with tifffile.TiffFile(path) as tif:
-        return tif.asarray(), np.array(tif.shaped_metadata[0]["wavelengths_nm"]), tif.shaped_metadata[0]["attrs"]
+        meta = json.loads(tif.pages.first.description)
+        return tif.asarray(), np.array(meta["wavelengths_nm"]), meta["attrs"]
 
 
 def read_npy(path):

@@ -71,7 +71,7 @@ def read_third_party(kind: str, path: Path) -> tuple[np.ndarray, np.ndarray | No
         with tifffile.TiffFile(path) as tif:
             page = tif.pages.first
             assert page.planarconfig == 1 and page.photometric == 1  # contig, minisblack
-            return tif.asarray(), np.asarray(tif.shaped_metadata[0]["wavelengths_nm"])
+            return tif.asarray(), np.asarray(json.loads(page.description)["wavelengths_nm"])
     if kind == "npy":
         return np.load(path), None
     raise AssertionError(kind)
@@ -115,7 +115,8 @@ def test_envi_header_fields(tmp_path):
     meta = envi.read_envi_header(str(tmp_path / "c.hdr"))
     # ENVI's default bands are 1-based: 640, 550, 460 nm are indices 24, 15, 6.
     assert meta["default bands"] == ["25", "16", "7"]
-    assert meta["band names"][0] == "400 nm" and meta["band names"][-1] == "700 nm"
+    assert meta["band names"][0] == "Band 1" and meta["band names"][-1] == "Band 31"
+    assert meta["fwhm"] == ["10"] * 31
     assert meta["data type"] == "4" and meta["byte order"] == "0"
     assert meta["input_file"] == "a (b).jpg"
     assert "input_file" in meta["description"]

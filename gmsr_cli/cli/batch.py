@@ -9,7 +9,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from gmsr_cli.cli.options import dtype_option, model_options, overwrite_option, quiet_option, tiling_options
+from gmsr_cli.cli.options import (dtype_option, model_options, overwrite_option, quiet_option, tiling_options,
+                                  writer_options)
 from gmsr_cli.cli.ui import progress_bars, warn
 from gmsr_cli.io.registry import DEFAULT_FORMAT, FORMAT_NAMES
 
@@ -27,6 +28,7 @@ MAX_LISTED_FAILURES = 50
                    "for cluster job arrays.")
 @click.option("--dry-run", is_flag=True, help="List what would be done and exit.")
 @dtype_option
+@writer_options
 @model_options
 @tiling_options
 @overwrite_option

@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from gmsr_cli.cli.options import variable_options
+
 
 def _range(values: list[float]) -> str:
     if not values:
@@ -88,6 +90,7 @@ def _system_lines(d: dict[str, Any]) -> list[str]:
 @click.option("--system", is_flag=True,
               help="Describe this machine: versions, devices, which scan backends run and which auto picks.")
 @click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
+@variable_options
 def command(file: str | None, weights: str | None, system: bool, as_json: bool) -> None:
     """Describe FILE: for a cube its shape, wavelengths, value type, value range and provenance;
     for weights (a file, or a shipped name with --weights) their card; for a photo its size.
@@ -100,6 +103,7 @@ def command(file: str | None, weights: str | None, system: bool, as_json: bool) 
       gmsr info --weights gmsr-cave-srgb
       gmsr info checkpoint.pth --json
       gmsr info --system
+      gmsr info scene.mat --var hsi --wavelength-var wl
     """
     from gmsr_cli import api
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
-from typing import Callable
+from typing import Any, Callable
 
 import click
 
@@ -67,6 +68,28 @@ quiet_option: Decorator = click.option(
     "-q", "--quiet", is_flag=True, help="No progress bars.")
 
 
+def _in_default_options(kind: str, names: tuple[str, ...]) -> Decorator:
+    """Run the command inside gmsr_cli.io.registry.default_options(kind={...}) built from (and
+    without) its parameters `names`: the API functions the command calls open readers and
+    writers with them."""
+    def decorate(func: Callable) -> Callable:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            from gmsr_cli.io.registry import default_options
+
+            chosen = {name: kwargs.pop(name) for name in names}
+            with default_options(**{kind: chosen}):
+                return func(*args, **kwargs)
+        return wrapper
+    return decorate
+
+
+def _keep_bits(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    if value is not None and not 1 <= value <= 23:
+        raise click.BadParameter(f"{value}: give 1 to 23 mantissa bits (float32 has 23)")
+    return value
+
+
 def compose(*decorators: Decorator) -> Decorator:
     """One decorator applying several, in the order listed (as they would read stacked)."""
     def apply(func: Callable) -> Callable:
@@ -77,6 +100,28 @@ def compose(*decorators: Decorator) -> Decorator:
 
 
 model_options = compose(weights_option, device_option, backend_option)
+# Format options of the cube writers (gmsr_cli.io.registry.FORMATS lists which format has which).
+writer_options = compose(
+    click.option("--compression", type=click.Choice(["gzip", "lzf", "none", "deflate", "zstd", "lzw"]),
+                 default=None,
+                 help="HDF5: gzip (default, any reader), lzf or none; TIFF: none (default), deflate, zstd or "
+                      "lzw (lossless, floating-point predictor)."),
+    click.option("--keep-bits", "keep_bits", type=int, default=None, callback=_keep_bits, metavar="N",
+                 help="HDF5: round values to N mantissa bits for a smaller file; relative error at most "
+                      "2^-(N+1) (12: 1.2e-4)  [default: exact float32]."),
+    click.option("--mat-version", "mat_version", type=click.Choice(["auto", "5", "7.3"]), default=None,
+                 help="MAT files: v5, or v7.3 (HDF5)  [default: auto, v7.3 only above 2 GB]."),
+    _in_default_options("write", ("compression", "keep_bits", "mat_version")),
+)
+# Which variables of an HDF5 or MAT file hold the cube and the wavelengths.
+variable_options = compose(
+    click.option("--var", "variable", default=None, metavar="NAME",
+                 help="HDF5/MAT: the variable holding the cube  [default: cube/rad/data, or the only 3-D one]."),
+    click.option("--wavelength-var", "wavelength_variable", default=None, metavar="NAME",
+                 help="HDF5/MAT: the variable holding the wavelengths  [default: bands/wavelengths/wl, or "
+                      "the only vector of band-count increasing values]."),
+    _in_default_options("read", ("variable", "wavelength_variable")),
+)
 tiling_options = compose(tile_option, overlap_option, batch_tiles_option, tta_option)
 
 

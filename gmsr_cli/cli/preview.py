@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from gmsr_cli.cli.options import overwrite_option, parse_pair
+from gmsr_cli.cli.options import overwrite_option, parse_pair, variable_options
 
 
 def _stretch(ctx: click.Context, param: click.Parameter, value: str | None):
@@ -39,6 +39,7 @@ def _rgb(ctx: click.Context, param: click.Parameter, value: str | None):
 @click.option("--label/--no-label", default=True, show_default=True,
               help="Write the wavelength(s) on --band/--rgb pictures.")
 @overwrite_option
+@variable_options
 def command(cube: Path, output: Path | None, band: str | None, rgb: list[str] | None, cmap: str | None,
             stretch: tuple[float, float] | None, exposure: str | None, label: bool, overwrite: bool) -> None:
     """Write a picture of CUBE: by default its true colours as an sRGB photo.

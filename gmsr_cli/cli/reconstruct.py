@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from gmsr_cli.cli.options import (dtype_option, format_option, model_options, overwrite_option, quiet_option,
-                                  tiling_options)
+                                  tiling_options, writer_options)
 from gmsr_cli.cli.ui import tile_progress, warn
 
 
@@ -17,6 +17,7 @@ from gmsr_cli.cli.ui import tile_progress, warn
               help="Cube file (.h5/.hdf5, .hdr/.img ENVI, .mat, .tif, .npy)  [default: PHOTO with .h5].")
 @format_option
 @dtype_option
+@writer_options
 @model_options
 @tiling_options
 @click.option("--view", is_flag=True,
@@ -35,7 +36,8 @@ def command(photo: Path, output: Path | None, format: str | None, dtype: str, we
     Examples:
       gmsr reconstruct photo.png -o cube.h5
       gmsr reconstruct photo.jpg -o cube.hdr --tile 512 --overlap 64 --device cuda
-      gmsr reconstruct photo.tif -o cube.mat --tta --overwrite
+      gmsr reconstruct photo.tif -o cube.mat --tta --overwrite --mat-version 7.3
+      gmsr reconstruct photo.png -o cube.tif --compression zstd
       gmsr reconstruct photo.png -o cube.h5 --view    # and cube_view.html
     """
     from gmsr_cli import api

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from gmsr_cli.cli.options import overwrite_option
+from gmsr_cli.cli.options import overwrite_option, variable_options
 
 
 def _list_cameras(ctx: click.Context, param: click.Parameter, value: bool) -> None:
@@ -28,6 +28,7 @@ def _list_cameras(ctx: click.Context, param: click.Parameter, value: bool) -> No
 @click.option("--list-cameras", is_flag=True, is_eager=True, expose_value=False, callback=_list_cameras,
               help="Print the camera names and exit.")
 @overwrite_option
+@variable_options
 def command(cube: Path, output: Path | None, camera: str, overwrite: bool) -> None:
     """Render CUBE (31 bands, 400-700 nm) to an 8-bit RGB picture through a camera model.
 

@@ -6,6 +6,7 @@ import datetime as _dt
 import importlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -40,16 +41,17 @@ class CubeFormat:
 
 FORMATS: tuple[CubeFormat, ...] = (
     CubeFormat("hdf5", (".h5", ".hdf5"), "gmsr_cli.io.formats.hdf5",
-               "HDF5: chunked, gzip-compressed `cube` (H, W, B) + `wavelengths` (nm) + provenance attributes",
-               options=("compression", "compression_level")),
+               "HDF5: chunked, gzip-compressed `cube` (H, W, B) + `wavelengths` (nm) as its dimension scale + provenance attributes",
+               options=("compression", "compression_level", "threads", "keep_bits")),
     CubeFormat("envi", (".hdr", ".img"), "gmsr_cli.io.formats.envi",
-               "ENVI: float32 BIP .img + .hdr with wavelengths, band names, default bands",
+               "ENVI: float32 BIP .img + .hdr with wavelengths, fwhm, band names, default bands",
                dtypes=("float32",)),
     CubeFormat("mat", (".mat",), "gmsr_cli.io.formats.mat",
-               "MATLAB: `cube` (H, W, B) single + `bands` (1, B), v5 or v7.3 (HDF5) above 2 GB",
+               "MATLAB: `cube` (H, W, B) single + `bands` (1, B), v5, or v7.3 (HDF5) above 2 GB or when asked",
                dtypes=("float32",), options=("mat_version",)),
     CubeFormat("tiff", (".tif", ".tiff"), "gmsr_cli.io.formats.tiff",
-               "TIFF: one (H, W, B) page, uncompressed, wavelengths in ImageDescription JSON and GDAL_METADATA"),
+               "TIFF: one (H, W, B) page, uncompressed or deflate/zstd/lzw, wavelengths in ImageDescription JSON and GDAL_METADATA",
+               options=("compression", "threads")),
     CubeFormat("npy", (".npy",), "gmsr_cli.io.formats.npy",
                "NumPy .npy (H, W, B) array; stores no wavelengths (read back as 400-700 nm when 31 bands)"),
 )
@@ -70,6 +72,28 @@ def is_photo(path: str | Path) -> bool:
 def default_extension(format: str | None = None) -> str:
     """The usual extension of ``format`` (None: the default format), e.g. ``.h5``."""
     return format_for("x", format or DEFAULT_FORMAT).extensions[0]
+
+
+# Options that read_cube / open_cube_writer take where a call gives none: how the CLI's --var,
+# --compression, --mat-version ... reach the readers and writers that the API functions open.
+_READ_DEFAULTS: ContextVar[dict[str, Any]] = ContextVar("gmsr_read_defaults", default={})
+_WRITE_DEFAULTS: ContextVar[dict[str, Any]] = ContextVar("gmsr_write_defaults", default={})
+# Formats whose files hold named variables (read_cube's variable / wavelength_variable).
+VARIABLE_FORMATS = ("hdf5", "mat")
+
+
+@contextmanager
+def default_options(*, read: dict[str, Any] | None = None, write: dict[str, Any] | None = None) -> Iterator[None]:
+    """Within the block (this thread or task), read_cube uses `read` (variable,
+    wavelength_variable) and open_cube_writer uses `write` (format options such as compression,
+    mat_version, keep_bits) where the call itself gives none. None values are ignored."""
+    read_token = _READ_DEFAULTS.set({k: v for k, v in (read or {}).items() if v is not None})
+    write_token = _WRITE_DEFAULTS.set({k: v for k, v in (write or {}).items() if v is not None})
+    try:
+        yield
+    finally:
+        _WRITE_DEFAULTS.reset(write_token)
+        _READ_DEFAULTS.reset(read_token)
 
 
 def _choices() -> str:
@@ -122,8 +146,9 @@ def open_cube_writer(path: str | Path, height: int, width: int, wavelengths_nm: 
     name only when the block ends normally and every row was written; on any exception nothing
     is left behind and an existing output is untouched. `dtype`: "float32" or "float16" where
     the format has it. `attrs`: provenance (str/number values); `gmsr_cli_version` and `created`
-    are added. `options`: format-specific (hdf5: compression, compression_level; mat:
-    mat_version). Raises FormatError, OutputExistsError.
+    are added. `options`: format-specific (hdf5: compression, compression_level, threads,
+    keep_bits; tiff: compression, threads; mat: mat_version); a None value means the default.
+    Raises FormatError, OutputExistsError.
     """
     fmt = format_for(path, format)
     dtype = str(np.dtype(dtype))
@@ -132,6 +157,7 @@ def open_cube_writer(path: str | Path, height: int, width: int, wavelengths_nm: 
             f"{path}: the {fmt.name} format cannot store {dtype} "
             f"(it has {', '.join(fmt.dtypes)}); use --dtype float32 or an HDF5/TIFF/NPY output"
         )
+    options = {**_WRITE_DEFAULTS.get(), **{k: v for k, v in options.items() if v is not None}}
     unknown = sorted(set(options) - set(fmt.options))
     if unknown:
         has = ", ".join(fmt.options) or "none"
@@ -165,21 +191,30 @@ def write_cube(cube: Cube, path: str | Path, *, format: str | None = None, dtype
     return output_paths(path, format)
 
 
-def read_cube(path: str | Path, format: str | None = None) -> Cube:
+def read_cube(path: str | Path, format: str | None = None, *, variable: str | None = None,
+              wavelength_variable: str | None = None) -> Cube:
     """Open a cube file (lazily where the format allows; close it or use `with`).
 
-    Returns a Cube with data (H, W, B), wavelengths_nm (B,) and attrs. A missing, corrupt or
-    truncated file, or one without a cube or wavelengths, raises CubeError naming the file;
-    an unknown extension raises FormatError.
+    Returns a Cube with data (H, W, B), wavelengths_nm (B,) and attrs. `variable`,
+    `wavelength_variable`: for HDF5 and MAT files, the names of the cube and the wavelengths
+    when they are not found by their usual names. A missing, corrupt or truncated file, or one
+    without a cube or wavelengths, raises CubeError naming the file (listing the variables where
+    the choice is ambiguous); an unknown extension raises FormatError.
     """
     path = Path(path)
     fmt = format_for(path, format)
+    chosen = {**_READ_DEFAULTS.get(), **{k: v for k, v in (("variable", variable),
+                                                          ("wavelength_variable", wavelength_variable))
+                                         if v is not None}}
+    if chosen and fmt.name not in VARIABLE_FORMATS:
+        raise FormatError(f"{path}: {fmt.name} files have no named variables; --var and "
+                          "--wavelength-var are for HDF5 and MAT files")
     if not path.exists():
         raise CubeError(f"{path}: file not found")
     if path.is_dir():
         raise CubeError(f"{path}: is a folder, not a cube file")
     try:
-        return fmt.load().read(path)
+        return fmt.load().read(path, **chosen)
     except (CubeError, FormatError):
         raise
     except (OSError, ValueError, KeyError, EOFError, TypeError) as exc:

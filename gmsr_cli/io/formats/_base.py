@@ -172,3 +172,61 @@ def default_integer_scale(dtype: np.dtype, attrs: dict[str, Any]) -> float:
     top = np.iinfo(dtype).max
     attrs["scale_note"] = f"no scale in file; assumed full {np.dtype(dtype).name} range (1/{top})"
     return 1.0 / top
+
+
+def looks_like_wavelengths(values: np.ndarray) -> bool:
+    """Strictly increasing values within 200-3000 nm or 0.2-3 um."""
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    if v.size == 0 or not np.all(np.isfinite(v)):
+        return False
+    if v.size > 1 and not np.all(np.diff(v) > 0):
+        return False
+    return bool((200 <= v.min() and v.max() <= 3000) or (0.2 <= v.min() and v.max() <= 3.0))
+
+
+def choose_cube_variable(path: Path | str, shapes: dict[str, tuple[int, ...]], names: tuple[str, ...],
+                         requested: str | None) -> str:
+    """The cube among a file's variables (`shapes`: name -> shape): `requested` when given, else
+    the first of `names` (case-insensitive) that is 3-D, else the only 3-D variable. Raises
+    CubeError listing the variables when there is none or it is ambiguous."""
+    listing = ", ".join(f"{n} {tuple(s)}" for n, s in shapes.items()) or "none"
+    if requested is not None:
+        if requested not in shapes:
+            raise CubeError(f"{path}: no variable {requested!r} (variables: {listing})")
+        if len(shapes[requested]) != 3:
+            raise CubeError(f"{path}: variable {requested!r} has shape {tuple(shapes[requested])}, "
+                            f"not a 3-D cube (variables: {listing})")
+        return requested
+    three_d = [n for n, s in shapes.items() if len(s) == 3]
+    lower = {n.lower(): n for n in three_d}
+    for name in names:
+        if name in lower:
+            return lower[name]
+    if len(three_d) == 1:
+        return three_d[0]
+    what = "several 3-D variables" if three_d else f"no 3-D variable named {'/'.join(names)}"
+    raise CubeError(f"{path}: {what}; choose the cube with --var NAME (variables: {listing})")
+
+
+def choose_wavelength_variable(path: Path | str, values: dict[str, Any], names: tuple[str, ...],
+                               bands: int, requested: str | None, cube_name: str) -> str:
+    """The wavelengths among a file's small variables (`values`: name -> array): `requested` when
+    given, else the first of `names`, else the only vector of `bands` wavelength-like values.
+    Raises CubeError listing the candidates when there is none or it is ambiguous."""
+    listing = ", ".join(f"{n} {tuple(np.shape(v))}" for n, v in values.items()) or "none"
+    if requested is not None:
+        if requested not in values:
+            raise CubeError(f"{path}: no variable {requested!r} for the wavelengths (variables: {listing})")
+        return requested
+    lower = {n.lower(): n for n in values}
+    for name in names:
+        if name in lower:
+            return lower[name]
+    fits = [n for n, v in values.items() if np.size(v) == bands and looks_like_wavelengths(v)]
+    if len(fits) == 1:
+        return fits[0]
+    what = "several variables could be" if fits else "no variable holds"
+    raise CubeError(
+        f"{path}: has '{cube_name}' but {what} its {bands} wavelengths ({'/'.join(names)} or a vector "
+        f"of {bands} increasing values in nm); choose one with --wavelength-var NAME (variables: {listing})"
+    )

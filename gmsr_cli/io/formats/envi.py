@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from gmsr_cli.errors import CubeError, FormatError
+from gmsr_cli.io.codecs import VALUES_LABEL
 from gmsr_cli.io.cube import AxesView, Cube, MappedArray
 from gmsr_cli.io.formats._base import CubeWriter, clean_attrs, default_integer_scale, wavelengths_to_nm
 
@@ -50,6 +53,15 @@ def true_colour_bands(wavelengths_nm: np.ndarray) -> list[int]:
     return [int(np.argmin(np.abs(wavelengths_nm - nm))) + 1 for nm in TRUE_COLOUR_NM]
 
 
+def band_widths(wavelengths_nm: np.ndarray) -> np.ndarray:
+    """ENVI `fwhm`, nm: each band's spacing to its neighbours (10 nm on the 400-700 nm grid);
+    10 nm for a single band."""
+    wl = np.asarray(wavelengths_nm, dtype=np.float64)
+    if wl.size < 2:
+        return np.full(wl.size, 10.0)
+    return np.abs(np.gradient(wl))
+
+
 class EnviWriter(CubeWriter):
     """Appends rows to a little-endian float32 BIP .img (BIP is our (H, W, B) row order, so
     each block is one sequential write) and writes the header when complete."""
@@ -75,8 +87,8 @@ class EnviWriter(CubeWriter):
         self.fh.close()
         wl = self.wavelengths_nm
         lines = [
-            f"Hyperspectral reflectance cube, {self.bands} bands {wl.min():g}-{wl.max():g} nm, "
-            "written by gmsr-cli"
+            f"Hyperspectral cube, {self.bands} bands {wl.min():g}-{wl.max():g} nm, written by gmsr-cli",
+            f"values: {VALUES_LABEL}",
         ]
         lines += [f"{k}: {_header_text(v)}" for k, v in self.attrs.items()]
         header: dict[str, Any] = {
@@ -92,8 +104,11 @@ class EnviWriter(CubeWriter):
             "reflectance scale factor": 1.0,
             "wavelength units": "nm",
             "wavelength": [f"{w:g}" for w in wl],
-            "band names": [f"{w:g} nm" for w in wl],
+            "fwhm": [f"{f:g}" for f in band_widths(wl)],
+            # Viewers (GDAL: "Band 1 (400 nm)") show the wavelength beside the name already.
+            "band names": [f"Band {i + 1}" for i in range(self.bands)],
             "default bands": true_colour_bands(wl),
+            "sensor type": "Unknown",
         }
         for key, value in self.attrs.items():
             header[_header_key(key)] = _header_text(value)
@@ -134,11 +149,60 @@ def _find_pair(path: Path) -> tuple[Path, Path]:
     raise CubeError(f"{path}: no ENVI header ({path.with_suffix('.hdr').name}) beside the data file")
 
 
+_NAME_NM = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?)\s*(nm|nanometers?|um|µm|micrometers?|microns?)?\s*",
+                      re.IGNORECASE)
+
+
+def _band_name_wavelengths(meta: dict[str, Any], bands: int) -> tuple[list[float], str | None] | None:
+    """Wavelengths from band names that are all wavelengths ("400 nm", "0.4 um", "400"), as GDAL
+    writes them from a GeoTIFF's band descriptions."""
+    names = meta.get("band names")
+    if not isinstance(names, list) or len(names) != bands:
+        return None
+    matches = [_NAME_NM.fullmatch(str(n)) for n in names]
+    if not all(matches):
+        return None
+    units = {(m.group(2) or "").lower() for m in matches}  # type: ignore[union-attr]
+    if len(units) != 1:
+        return None
+    unit = units.pop()
+    name = None if not unit else "nm" if unit.startswith("n") else "um"
+    return [float(m.group(1)) for m in matches], name  # type: ignore[union-attr]
+
+
+def _aux_xml_wavelengths(img: Path, bands: int) -> tuple[list[float], str | None] | None:
+    """Per-band `wavelength` items (with `wavelength_units`) of the GDAL .aux.xml beside the
+    data file, where GDAL keeps what the ENVI header it wrote has no field for."""
+    aux = img.with_name(img.name + ".aux.xml")
+    if not aux.is_file():
+        return None
+    try:
+        root = ET.parse(aux).getroot()
+    except (ET.ParseError, OSError):
+        return None
+    values: dict[int, float] = {}
+    units = None
+    for band in root.iter("PAMRasterBand"):
+        for item in band.iter("MDI"):
+            key = (item.get("key") or "").lower()
+            try:
+                if key in ("wavelength", "central_wavelength") or re.fullmatch(r"dim_wavelengths?_value", key):
+                    values[int(band.get("band", "0"))] = float(item.text or "nan")
+                elif key == "wavelength_units" or re.fullmatch(r"dim_wavelengths?_unit", key):
+                    units = item.text
+            except ValueError:
+                return None
+    if sorted(values) != list(range(1, bands + 1)):
+        return None
+    return [values[i] for i in range(1, bands + 1)], units
+
+
 def read(path: Path) -> Cube:
     """Open an ENVI cube (path to its .hdr or its data file) lazily as (H, W, B), any interleave.
 
-    Wavelengths come from the header's `wavelength` field (units from `wavelength units`); a
-    header without them raises CubeError. Integer data is scaled by 1 / `reflectance scale
+    Wavelengths come from the header's `wavelength` field (units from `wavelength units`), else
+    from a GDAL .aux.xml beside the data file, else from band names that are wavelengths
+    ("400 nm", as GDAL writes them); without any of these CubeError. Integer data is scaled by 1 / `reflectance scale
     factor` when given.
     """
     from spectral.io import envi
@@ -159,12 +223,17 @@ def read(path: Path) -> Cube:
         raise CubeError(
             f"{img}: data file is truncated ({actual} bytes, the header describes {expected})"
         )
-    if "wavelength" not in meta:
-        raise CubeError(
-            f"{hdr}: ENVI header has no 'wavelength' field, so the bands cannot be placed; add "
-            "'wavelength = {...}' and 'wavelength units = nm' to the header"
-        )
-    wl = wavelengths_to_nm(meta["wavelength"], meta.get("wavelength units"), hdr)
+    if "wavelength" in meta:
+        wl = wavelengths_to_nm(meta["wavelength"], meta.get("wavelength units"), hdr)
+    else:
+        found = _aux_xml_wavelengths(img, spy.nbands) or _band_name_wavelengths(meta, spy.nbands)
+        if found is None:
+            raise CubeError(
+                f"{hdr}: ENVI header has no 'wavelength' field (nor wavelengths in its band names or "
+                f"a GDAL {img.name}.aux.xml), so the bands cannot be placed; add "
+                "'wavelength = {...}' and 'wavelength units = nm' to the header"
+            )
+        wl = wavelengths_to_nm(found[0], found[1], hdr)
     if wl.size != spy.nbands:
         raise CubeError(f"{hdr}: {wl.size} wavelengths for {spy.nbands} bands")
     interleave = str(meta.get("interleave", "bsq")).strip().lower()

@@ -13,11 +13,14 @@ import numpy as np
 
 from gmsr_cli.errors import CubeError, FormatError
 from gmsr_cli.io.cube import AxesView, Cube, MappedArray
-from gmsr_cli.io.formats._base import CubeWriter, RowBuffer, clean_attrs, default_integer_scale, wavelengths_to_nm
+from gmsr_cli.io.formats._base import (CubeWriter, choose_cube_variable, choose_wavelength_variable,
+                                       clean_attrs, default_integer_scale, wavelengths_to_nm)
 
 # MATLAB saves variables over 2 GB only in v7.3 files; "auto" switches to v7.3 above this.
 V5_MAX_BYTES = 2**31 - 1
 MAT_VERSIONS = ("auto", "5", "7.3")
+# gzip level of v7.3 cubes (deflated by ISA-L, see gmsr_cli.io.codecs.deflate).
+V73_LEVEL = 1
 CUBE_NAMES = ("cube", "rad", "data")
 WAVELENGTH_NAMES = ("bands", "wavelengths", "wavelength", "wl")
 PROVENANCE_NAME = "provenance"
@@ -144,20 +147,26 @@ class MatV5Writer(CubeWriter):
 
 class MatV73Writer(CubeWriter):
     """MAT v7.3: an HDF5 file with MATLAB's 512-byte header block. MATLAB is column-major, so
-    h5py sees every array transposed: `cube` is stored (B, W, H), `bands` (B, 1). Rows are
-    buffered 64 at a time so each (B, 64, 64) chunk is compressed once."""
+    h5py sees every array transposed: `cube` is stored (B, W, H), `bands` (B, 1). Chunks of
+    (B, 64, 32) are shuffled, deflated (level 1) and written by worker threads while rows arrive
+    (gmsr_cli.io.chunks), as for our HDF5 files."""
 
-    def __init__(self, path: Path, height: int, width: int, wavelengths_nm: Any, attrs: dict[str, Any]):
+    def __init__(self, path: Path, height: int, width: int, wavelengths_nm: Any, attrs: dict[str, Any],
+                 threads: int | None = None):
         import h5py
+
+        from gmsr_cli.io.chunks import ChunkRowWriter
+        from gmsr_cli.io.codecs import default_threads
 
         super().__init__(height, width, wavelengths_nm, "float32")
         self.path = Path(path)
-        chunks = (self.bands, min(64, self.width), min(64, self.height))
+        # (B, 64 columns, 32 rows): the writer holds two chunk rows of 32 image rows.
+        chunks = (self.bands, min(64, self.width), min(32, self.height))
         self.file = h5py.File(self.path, "w", userblock_size=512)
         try:
             self.dataset = self.file.create_dataset(
                 "cube", shape=(self.bands, self.width, self.height), dtype="<f4", chunks=chunks,
-                compression="gzip", compression_opts=4, shuffle=True,
+                compression="gzip", compression_opts=V73_LEVEL, shuffle=True,
             )
             self.dataset.attrs["MATLAB_class"] = np.bytes_(b"single")
             bands = self.file.create_dataset("bands", data=self.wavelengths_nm.reshape(-1, 1))
@@ -169,23 +178,23 @@ class MatV73Writer(CubeWriter):
         except BaseException:
             self.file.close()
             raise
-        self.buffer = RowBuffer(chunks[2], self.width, self.bands, np.dtype("<f4"))
-
-    def _store(self, y0: int, rows: np.ndarray) -> None:
-        self.dataset[:, :, y0 : y0 + rows.shape[0]] = rows.transpose(2, 1, 0)
+        self.pipeline = ChunkRowWriter(
+            self.dataset, rows=chunks[2], cols=chunks[1], width=self.width, bands=self.bands,
+            dtype=np.dtype("<f4"), level=V73_LEVEL, shuffle=True,
+            threads=default_threads() if threads is None else threads, transposed=True)
 
     def _write_rows(self, y0: int, block: np.ndarray) -> None:
-        for start, rows in self.buffer.add(block):
-            self._store(start, rows)
+        self.pipeline.add(block)
 
     def _finish(self) -> None:
-        for start, rows in self.buffer.rest():
-            self._store(start, rows)
+        self.pipeline.finish()
+        self.pipeline.close()
         self.file.close()
         with open(self.path, "r+b") as fh:
             fh.write(_header_text("7.3"))
 
     def _release(self) -> None:
+        self.pipeline.close()
         self.file.close()
 
 
@@ -273,57 +282,43 @@ def _parse_matrix_header(body: bytes, body_offset: int, bo: str) -> dict[str, di
     return {name.decode("latin-1"): info}
 
 
-def _first(names: tuple[str, ...], available: Any) -> str | None:
-    lower = {k.lower(): k for k in available}
-    for n in names:
-        if n in lower:
-            return lower[n]
-    return None
-
-
-def _read_v5(path: Path) -> Cube:
+def _read_v5(path: Path, variable: str | None = None, wavelength_variable: str | None = None) -> Cube:
     import scipy.io
 
     variables, compressed, bo = _scan_v5(path)
-    small_names = [n for n in variables if n.lower() in WAVELENGTH_NAMES + (PROVENANCE_NAME,)]
-    cube_name = _first(CUBE_NAMES, [n for n, v in variables.items() if len(v["dims"]) == 3])
+    shapes = {n: tuple(v["dims"]) for n, v in variables.items()}
+    try:
+        if compressed:  # names and shapes of compressed variables need their headers inflated
+            shapes = {name: tuple(shape) for name, shape, _ in scipy.io.whosmat(path)}
+    except Exception as exc:  # scipy raises ValueError, TypeError, MatReadError, zlib.error ...
+        raise CubeError(f"{path}: cannot read MAT file ({exc})") from None
+    cube_name = choose_cube_variable(path, shapes, CUBE_NAMES, variable)
+    bands = shapes[cube_name][2]
+    small = [n for n, s in shapes.items() if n != cube_name and 1 <= int(np.prod(s)) <= 100_000
+             and max(s, default=1) == int(np.prod(s))]
+    small += [n for n in shapes if n.lower() == PROVENANCE_NAME and n not in small]
     lazy = None
-    if cube_name is not None:
-        v = variables[cube_name]
+    v = variables.get(cube_name)
+    if v is not None:
         native = MX_NATIVE.get(v["class"])
         if (not v["complex"] and v["dtype"] is not None and native == v["dtype"].str[1:]
                 and v["nbytes"] == int(np.prod(v["dims"])) * v["dtype"].itemsize):
             # Column-major (H, W, B) is C-order (B, W, H): map it and view it transposed.
             lazy = AxesView(MappedArray(path, v["dtype"], v["offset"], tuple(v["dims"][::-1])), (2, 1, 0))
     try:
-        if lazy is None:
-            if cube_name is None and not compressed:
-                raise CubeError(
-                    f"{path}: no 3-D variable named {'/'.join(CUBE_NAMES)} "
-                    f"(variables: {', '.join(variables) or 'none'})"
-                )
-            wanted = list(CUBE_NAMES) + list(WAVELENGTH_NAMES) + [PROVENANCE_NAME]
-            loaded = scipy.io.loadmat(path, variable_names=wanted)
-        else:
-            loaded = scipy.io.loadmat(path, variable_names=small_names) if small_names else {}
-    except CubeError:
-        raise
+        wanted = small + ([] if lazy is not None else [cube_name])
+        loaded = scipy.io.loadmat(path, variable_names=wanted) if wanted else {}
     except Exception as exc:  # scipy raises ValueError, TypeError, MatReadError, zlib.error ...
         raise CubeError(f"{path}: cannot read MAT file ({exc})") from None
-    if lazy is None:
-        cube_name = _first(CUBE_NAMES, [k for k, v in loaded.items() if getattr(v, "ndim", 0) == 3])
-        if cube_name is None:
-            raise CubeError(f"{path}: no 3-D variable named {'/'.join(CUBE_NAMES)}")
-        data: Any = np.asarray(loaded[cube_name])
-    else:
-        data = lazy
-    wl_name = _first(WAVELENGTH_NAMES, loaded)
-    if wl_name is None:
-        raise CubeError(
-            f"{path}: has '{cube_name}' but no wavelengths variable ({'/'.join(WAVELENGTH_NAMES)})"
-        )
-    wl = wavelengths_to_nm(np.asarray(loaded[wl_name]).reshape(-1), None, path)
-    attrs = _parse_provenance(loaded.get(PROVENANCE_NAME))
+    data: Any = lazy if lazy is not None else np.asarray(loaded[cube_name])
+    if data.ndim != 3:
+        raise CubeError(f"{path}: variable '{cube_name}' is not a 3-D numeric array")
+    vectors = {n: np.asarray(loaded[n]) for n in small if n in loaded and n.lower() != PROVENANCE_NAME
+               and np.asarray(loaded[n]).dtype.kind in "iuf"}
+    wl_name = choose_wavelength_variable(path, vectors, WAVELENGTH_NAMES, bands, wavelength_variable, cube_name)
+    wl = wavelengths_to_nm(vectors[wl_name].reshape(-1), None, path)
+    prov = next((loaded[n] for n in loaded if n.lower() == PROVENANCE_NAME), None)
+    attrs = _parse_provenance(prov)
     return _make_cube(data, wl, attrs, path)
 
 
@@ -350,7 +345,7 @@ def _make_cube(data: Any, wl: np.ndarray, attrs: dict[str, Any], path: Path) -> 
     return Cube(data=data, wavelengths_nm=wl, attrs=attrs, scale=scale, path=path)
 
 
-def _read_v73(path: Path) -> Cube:
+def _read_v73(path: Path, variable: str | None = None, wavelength_variable: str | None = None) -> Cube:
     import h5py
 
     from gmsr_cli.io.formats.hdf5 import read_h5_cube
@@ -360,7 +355,8 @@ def _read_v73(path: Path) -> Cube:
     except OSError as exc:
         raise CubeError(f"{path}: not a readable MAT v7.3 (HDF5) file ({exc})") from None
     try:
-        data, wl, scale = read_h5_cube(f, path, matlab=True)
+        data, wl, scale = read_h5_cube(f, path, matlab=True, variable=variable,
+                                       wavelength_variable=wavelength_variable)
         attrs: dict[str, Any] = {}
         if PROVENANCE_NAME in f:
             attrs = _parse_provenance(f[PROVENANCE_NAME][()])
@@ -374,15 +370,18 @@ def _read_v73(path: Path) -> Cube:
     return cube
 
 
-def read(path: Path) -> Cube:
-    """Open a .mat cube: v7.3 (HDF5) lazily with h5py; v5 lazily by mapping an uncompressed
-    cube, else with scipy.io.loadmat. Variables: cube/rad/data (H, W, B in MATLAB) and
-    bands/wavelengths/wl in nm. Works for NTIRE/ARAD files."""
+def read(path: Path, variable: str | None = None, wavelength_variable: str | None = None) -> Cube:
+    """Open a .mat cube: v7.3 (HDF5, also Octave's `save -hdf5`) lazily with h5py; v5 (also
+    Octave's -v7/-v6) lazily by mapping an uncompressed cube, else with scipy.io.loadmat.
+    Variables: `variable`, else cube/rad/data, else the only 3-D variable (H, W, B in MATLAB);
+    `wavelength_variable`, else bands/wavelengths/wl, else the only vector of B increasing
+    wavelength-like values, in nm (or um). Works for NTIRE/ARAD files. Ambiguous or missing
+    variables raise CubeError listing what the file holds."""
     path = Path(path)
     with open(path, "rb") as fh:
         head = fh.read(128)
     if head.startswith(b"MATLAB 7.3") or head[124:126] in (b"\x00\x02", b"\x02\x00"):
-        return _read_v73(path)
+        return _read_v73(path, variable, wavelength_variable)
     if head.startswith(b"\x89HDF"):
-        return _read_v73(path)
-    return _read_v5(path)
+        return _read_v73(path, variable, wavelength_variable)
+    return _read_v5(path, variable, wavelength_variable)
