@@ -146,6 +146,40 @@ def test_small_steps_keep_their_precision():
     _assert_matches(_triton(x, params, chunk=8), _composed_reference(x, *params))
 
 
+@pytest.mark.parametrize("batch, size, d, n_state, rank, chunk, block", [
+    (2, (3, 3), 6, 4, 2, 4, 4),  # chunks of 4, 4, 1: carried both ways; 2 channel blocks
+    (1, (3, 5), 5, 4, 1, 32, None),  # one chunk: no carry
+])
+def test_gradients_match_autograd_through_the_reference(batch, size, d, n_state, rank, chunk, block):
+    """The backward pass: the gradient of sum(w * y) for x and every parameter, against autograd
+    through the per-direction reference composition."""
+    params = _parameters(d, n_state, rank, seed=3)
+    x = torch.randn(batch, *size, d, generator=torch.Generator().manual_seed(4))
+    weight = torch.randn(batch, *size, d, generator=torch.Generator().manual_seed(5))
+    results = []
+    for device in ("cpu", DEVICE):
+        leaves = [t.to(device).requires_grad_() for t in [x] + params]
+        if len(results) == 0:
+            y = _composed_reference(*leaves)
+        else:
+            y = ss2d_scan_triton(*leaves, chunk=chunk, block_channels=block)
+        (y * weight.to(device)).sum().backward()
+        results.append([y.detach().cpu()] + [leaf.grad.cpu() for leaf in leaves])
+    names = ["y", "x", "x_proj_weight", "dt_projs_weight", "dt_projs_bias", "A_logs", "Ds"]
+    for name, got, want in zip(names, results[1], results[0]):
+        assert got.shape == want.shape, name
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5 * want.abs().max().item(), msg=name)
+
+
+def test_without_gradients_nothing_is_saved():
+    """Inference (no_grad, or inputs without requires_grad) returns a plain tensor."""
+    params = [p.requires_grad_() for p in _parameters(3, 4, 1, seed=2)]
+    x = torch.randn(1, 2, 3, 3)
+    with torch.no_grad():
+        y = _triton(x, params)
+    assert y.grad_fn is None and not y.requires_grad
+
+
 def test_wrong_parameter_shapes_are_rejected():
     params = _parameters(6, 4, 1, seed=1)
     x = torch.randn(1, 3, 3, 5)  # 5 channels, the parameters are for 6
@@ -187,10 +221,12 @@ _SUBPROCESS = textwrap.dedent("""
     if "nvidia" in backends and tuple(int(p) for p in triton.__version__.split(".")[:2]) >= (3, 9):
         from triton.backends.compiler import GPUTarget
         from triton.compiler import ASTSource
-        sizes = dict(RANK=2, N=16, BLOCK_D=32, BLOCK_R=2, BLOCK_N=16)
-        kernels = [(ss2d_triton._chunk_end_states, dict(sizes, DIRECTION=1)),
-                   (ss2d_triton._carry_states, dict(N=16, BLOCK_D=32, BLOCK_N=16)),
-                   (ss2d_triton._chunk_outputs, dict(sizes, DIRECTION=3, HAS_START=True, ACCUMULATE=True))]
+        sizes = dict(RANK=2, N=16, BLOCK_D=32, BLOCK_N=16, DIRECTION=3)
+        kernels = [(ss2d_triton._chunk_end_states, sizes),
+                   (ss2d_triton._carry_states, dict(N=16, BLOCK_D=32, BLOCK_N=16, REVERSE=True)),
+                   (ss2d_triton._chunk_outputs, dict(sizes, HAS_START=True, ACCUMULATE=True, ALL_STATES=False)),
+                   (ss2d_triton._chunk_start_adjoints, sizes),
+                   (ss2d_triton._chunk_gradients, dict(sizes, BLOCK_R=2, HAS_CARRY=True, ACCUMULATE=True))]
         out["cubin"] = {}
         for fn, constants in kernels:
             signature = {name: "constexpr" if name in constants else "*fp32" if name.endswith("_ptr") else "i32"
@@ -224,7 +260,8 @@ def test_kernels_compile_for_a_cuda_gpu(without_interpreter):
     if "cubin" not in without_interpreter:
         pytest.skip(f"triton {without_interpreter['triton']}: the check needs its NVIDIA backend and the "
                     "ASTSource interface of triton >= 3.9 (the version it was written with)")
-    assert set(without_interpreter["cubin"]) == {"_chunk_end_states", "_carry_states", "_chunk_outputs"}
+    assert set(without_interpreter["cubin"]) == {"_chunk_end_states", "_carry_states", "_chunk_outputs",
+                                                 "_chunk_start_adjoints", "_chunk_gradients"}
     assert all(size > 1000 for size in without_interpreter["cubin"].values())
 
 
