@@ -157,8 +157,8 @@ def test_gradients_match_autograd_through_the_reference(batch, size, d, n_state,
     x = torch.randn(batch, *size, d, generator=torch.Generator().manual_seed(4))
     weight = torch.randn(batch, *size, d, generator=torch.Generator().manual_seed(5))
     results = []
-    for device in ("cpu", DEVICE):
-        leaves = [t.to(device).requires_grad_() for t in [x] + params]
+    for device in ("cpu", DEVICE):  # fresh leaves each time, so that no gradient is shared
+        leaves = [t.detach().clone().to(device).requires_grad_() for t in [x] + params]
         if len(results) == 0:
             y = _composed_reference(*leaves)
         else:
