@@ -1,5 +1,5 @@
-"""The chunked Triton SS2D scan (gmsr_cli/scan/ss2d_triton.py) against the per-direction composition
-of the reference scan; on a machine without CUDA it runs in Triton's interpreter on the CPU."""
+"""The chunked Triton SS2D scan (gmsr_cli/scan/ss2d_triton.py), values and gradients, against the
+per-direction composition of the reference scan; without CUDA it runs in Triton's interpreter."""
 
 import importlib.util
 import json

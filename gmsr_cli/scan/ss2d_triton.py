@@ -1,10 +1,10 @@
-"""SS2D's four-direction selective scan for GPU inference: chunked Triton kernels, no gradients.
+"""SS2D's four-direction selective scan on CUDA GPUs: chunked Triton kernels, forward and backward.
 
 What it computes: for x (B, H, W, d) channels-last (SS2D's x after the depthwise conv and SiLU),
 the sum over the four scan directions of the Mamba-1 selective scan output including the D * u
 skip term, in pixel order -- what ``SS2D.forward`` holds in ``y`` before ``out_norm``. Direction
 k's sequence position l is the pixel p of one channels-last array, found by index arithmetic
-(in ``_step``): k = 0 rows (p = l), k = 1 columns (p = (l % H) * W + l // H), k = 2 and 3 the same
+(in ``_inputs``): k = 0 rows (p = l), k = 1 columns (p = (l % H) * W + l // H), k = 2 and 3 the same
 read from the end (l -> L - 1 - l). No flipped or transposed copies are made.
 
 Why chunked: one program walking a whole sequence of L = H * W steps (a 512 x 512 image is
@@ -31,6 +31,22 @@ dt_projs_weight[k] @ dt_low + dt_projs_bias[k]) is computed per step and channel
 exp(dt A) is exp2(dt A log2(e)) with A pre-scaled on the host; the state (BLOCK_D, N) is float32
 in registers.
 
+Backward (``_SS2DScanTriton``, used when gradients are enabled and an input requires them): the
+forward keeps each direction's chunk start states (4, B, chunks, d, N). Per direction:
+  0. ``_chunk_outputs`` with ALL_STATES rescans every chunk and stores every step's state into
+     one (B, L, d, N) scratch buffer (reused across directions: the largest memory cost).
+  1. ``_chunk_start_adjoints`` runs the adjoint g_l = exp(dt_{l+1} A) g_{l+1} + dy_l C_l
+     backwards through each chunk from zero and stores what its first step passes back,
+     exp(dt_s A) g_s, and sum(dt).
+  2. ``_carry_states`` with REVERSE carries those from the last chunk to the first (the same
+     products of decays as the forward carry).
+  3. ``_chunk_gradients`` reruns each chunk's adjoint from its true incoming value with the
+     stored states and writes the gradients of u (added over directions), of the projection row
+     (dt_low, B, C: summed over the program's channels, one slice per channel block) and per-chunk
+     sums for A, D, the dt bias and dt weight. Torch then sums the slices, adds
+     dproj @ x_proj_weight[k] into dx and forms dproj^T @ x for x_proj_weight[k].
+Every sum has a fixed order (no atomics), so gradients are deterministic too.
+
 Block sizes are simple functions of the shapes (``channel_block``, ``chunk_length``,
 ``num_warps``), not ``triton.autotune`` (which cannot run in the interpreter):
   channel block  32 channels, or 16 where that pads fewer lanes (d = 40: 48 lanes, not 64); the
@@ -40,7 +56,10 @@ Block sizes are simple functions of the shapes (``channel_block``, ``chunk_lengt
                  on CUDA it is halved (not below 16) until there are 4 programs per SM.
   warps          1 for a state tile of at most 256 values, else 2: the steps within a chunk are
                  sequential, so a program's width only spreads one step's BLOCK_D x N updates.
-These are reasoned defaults, not measured on a GPU.
+                 The gradient kernel gets twice as many (it holds five tiles: ptxas for sm_90
+                 gives ~240 registers per thread with the forward's warps, 128 with twice).
+These are reasoned defaults, not measured on a GPU (none was at hand when this was written; the
+kernels were checked in the interpreter and compiled for sm_90 without spills).
 
 Devices: CUDA tensors run the compiled kernels. CPU tensors run only under Triton's interpreter
 (TRITON_INTERPRET=1 in the environment before this module is imported: ``triton.jit`` decides
@@ -532,6 +551,7 @@ class _SS2DScanTriton(torch.autograd.Function):
         return y
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, dy):
         x, x_proj, dt_w, dt_b, a2, skip = ctx.saved_tensors
         plan = ctx.plan
