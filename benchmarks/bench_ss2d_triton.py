@@ -2,7 +2,7 @@
 
     python benchmarks/bench_ss2d_triton.py [--sizes 64,256,512,1024] [--channels 62] [--batch 1]
                                            [--repeats 10] [--chunk N] [--block-channels N]
-                                           [--device cuda|cpu]
+                                           [--device cuda|cpu] [--backward]
 
 For each S in --sizes, x is (batch, S, S, channels) (after SS2D's conv + SiLU; 62 channels is the
 widest GMSR-Net stage) with random SS2D parameters (N = 16, dt rank 2). Timed, after a warm-up:
@@ -11,7 +11,8 @@ kernels), and SS2D.forward's per-direction composition (flip/transpose, projecti
 ``selective_scan``) through each available CUDA scan backend (mamba if mamba-ssm is installed,
 chunked). Printed: median and best milliseconds, nanoseconds per (pixel, channel) for all four
 directions, the block sizes the heuristics chose, and the largest difference to the first
-composition relative to its largest value. Meant for a CUDA GPU; ``--device cpu`` with
+composition relative to its largest value. --backward times forward + backward of sum(w * y)
+instead (x and the parameters require gradients; the difference column compares x's gradient). Meant for a CUDA GPU; ``--device cpu`` with
 TRITON_INTERPRET=1 only checks that the script runs (the interpreter's times mean nothing).
 Numbers, not a test.
 """
@@ -94,6 +95,7 @@ def main() -> int:
     parser.add_argument("--chunk", type=int, default=None, help="override the chunk heuristic")
     parser.add_argument("--block-channels", type=int, default=None, help="override the channel block heuristic")
     parser.add_argument("--device", default="cuda")
+    parser.add_argument("--backward", action="store_true", help="time forward + backward")
     args = parser.parse_args()
 
     import torch
@@ -117,15 +119,27 @@ def main() -> int:
         length = side * side
         block = args.block_channels or ss2d_triton.channel_block(args.channels)
         chunk = args.chunk or ss2d_triton.chunk_length(length, args.batch * math.ceil(args.channels / block), device)
-        runs = [(f"compose:{name}", lambda name=name: composed(name)(x, *params)) for name in backends]
-        runs.insert(0, ("triton", lambda: ss2d_triton.ss2d_scan_triton(
-            x, *params, chunk=args.chunk, block_channels=args.block_channels)))
+        scans = [(f"compose:{name}", composed(name)) for name in backends]
+        scans.append(("triton", lambda *a: ss2d_triton.ss2d_scan_triton(
+            *a, chunk=args.chunk, block_channels=args.block_channels)))
+        weight = torch.randn_like(x)
         want = None
-        for label, fn in runs[1:] + runs[:1]:
+        for label, scan in scans:
+            if args.backward:
+                leaves = [t.detach().clone().requires_grad_() for t in [x] + params]
+
+                def fn(scan=scan, leaves=leaves):
+                    for leaf in leaves:
+                        leaf.grad = None
+                    (scan(*leaves) * weight).sum().backward()
+                    return leaves[0].grad
+            else:
+                def fn(scan=scan):
+                    with torch.inference_mode():
+                        return scan(x, *params)
             try:
-                with torch.inference_mode():
-                    y = fn()
-                    times = time_it(fn, args.repeats, device)
+                y = fn()
+                times = time_it(fn, args.repeats, device)
             except BackendError as error:
                 print(error, file=sys.stderr)
                 return 1
