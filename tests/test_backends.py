@@ -94,8 +94,28 @@ def test_errors_name_the_device_or_the_install():
         resolve_backend("mamba", "cpu")
     with pytest.raises(BackendError, match="runs only on the CPU"):
         resolve_backend("numba", "cuda")
-    with pytest.raises(BackendError, match="choose one of auto, "):
+    with pytest.raises(BackendError, match="choose one of auto, triton"):
         resolve_backend("fastest", "cpu")
+
+
+def test_triton_on_the_cpu_needs_the_interpreter(monkeypatch):
+    pytest.importorskip("triton")
+    monkeypatch.delitem(sys.modules, "gmsr_cli.scan.triton_ss2d", raising=False)
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    with pytest.raises(BackendError, match="TRITON_INTERPRET=1"):
+        resolve_backend("triton", "cpu")
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    assert resolve_backend("triton", "cpu") == "triton"
+
+
+def test_a_backend_without_a_1d_scan_takes_autos_for_the_per_direction_path():
+    """triton computes whole SS2D layers (with and without gradients) but has no 1-D scan: what
+    its layers cannot run fused (float64 inputs) takes the 1-D scan auto would pick there."""
+    pytest.importorskip("triton")
+    ops = bind_ss2d("triton", "cpu", SS2D(10))  # the interpreter is on in tests (conftest)
+    assert ops.backend == "triton"
+    assert ops.inference.__name__ == ops.training.__name__ == "ss2d_forward_triton"
+    assert ops.scan.__name__ == "selective_scan_numba"
 
 
 def test_ss2d_binds_its_operations_once_for_the_device(monkeypatch, fake_mamba):

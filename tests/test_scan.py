@@ -6,7 +6,7 @@ import torch
 from gmsr_cli.model.layers import SS2D
 from gmsr_cli.scan import available_backends, get_backend, selective_scan
 
-# The 1-D scans on the CPU (triton's SS2D kernel has no 1-D scan: tests/test_ss2d_triton.py).
+# The 1-D scans on the CPU (triton's SS2D kernel has no 1-D scan: tests/test_triton_ss2d.py).
 CPU_BACKENDS = [b for b in available_backends("cpu") if b != "reference" and get_backend(b).scan]
 
 

@@ -1,7 +1,8 @@
 """The selective scan behind one function, with named backends and ``auto`` (the table: ``registry.py``).
 
 Backends (all compute exactly the recurrence of the spec, in float32):
-  triton     fused SS2D kernel in Triton; CUDA (CPU only in Triton's interpreter, for tests).
+  triton     fused SS2D kernels in Triton (forward and backward); CUDA (CPU only in Triton's
+             interpreter, for tests).
   mamba      mamba-ssm's CUDA kernel (``pip install "gmsr-cli[mamba]"``); CUDA tensors only.
   numba      compiled CPU kernels with an exact backward pass; the fast CPU choice, also for training.
   chunked    vectorised PyTorch, differentiable by autograd; any device.

@@ -45,6 +45,12 @@ class Backend:
 
 # Order is ``auto``'s preference: the first row that runs on the device wins.
 BACKENDS: tuple[Backend, ...] = (
+    Backend("triton", "fused SS2D scan kernels in Triton, forward and backward; CUDA, or the CPU with TRITON_INTERPRET=1 (tests)",
+            devices=("cuda", "cpu"), auto_devices=("cuda",), needs=("triton",),
+            install="pip install triton (CUDA builds of PyTorch on Linux already include it)",
+            ss2d_inference="gmsr_cli.scan.triton_ss2d:ss2d_forward_triton",
+            ss2d_training="gmsr_cli.scan.triton_ss2d:ss2d_forward_triton",
+            probe="gmsr_cli.scan.registry:triton_unavailable_reason"),
     Backend("mamba", "mamba-ssm's CUDA selective-scan kernel (the published configuration)",
             devices=("cuda",), auto_devices=("cuda",), needs=("mamba_ssm",),
             install='pip install "gmsr-cli[mamba]" on a machine with CUDA PyTorch and a CUDA compiler',
@@ -143,7 +149,7 @@ def backend_help() -> str:
     """The --backend help text: every choice with what it is."""
     rows = "; ".join(f"{row.name}: {row.summary}" for row in BACKENDS)
     return ("Selective-scan implementation. auto: the fastest that runs on the device "
-            f"(CPU: numba; CUDA: mamba, else chunked). {rows}.")
+            f"(CPU: numba; CUDA: triton, else mamba, else chunked). {rows}.")
 
 
 def load_scan(name: str) -> Callable:
@@ -179,7 +185,7 @@ def bind_ss2d(name: str, device: Any, ss2d) -> SS2DOps:
     kind = device_type(device)
     row = get_backend(resolve_backend(name, kind))
     scan_backend = row.name
-    if row.scan is None:  # e.g. triton: its training path is the per-direction one, with auto's scan
+    if row.scan is None:  # e.g. triton: its per-direction path (float64, ...) takes auto's 1-D scan
         scan_backend = next(r.name for r in BACKENDS
                             if r.scan and kind in r.auto_devices and unavailable_reason(r, kind) is None)
     return SS2DOps(row.name, load_scan(scan_backend), _bind_op(row.ss2d_inference, ss2d),
@@ -193,7 +199,7 @@ def triton_interpreter_on() -> bool:
 
     kernels = sys.modules.get("gmsr_cli.scan.triton_ss2d")
     if kernels is not None:
-        return bool(kernels.INTERPRETED)
+        return kernels.interpreter_enabled()
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
