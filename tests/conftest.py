@@ -83,13 +83,13 @@ class Cubes:
     wavelengths = WAVELENGTHS_NM
 
     @staticmethod
-    def array(h: int = 13, w: int = 11, bands: int = 31, seed: int = 0, noise: float = 0.01) -> np.ndarray:
-        """(h, w, bands) float32 reflectance in about [0.2, 0.72]: smooth ramps across x, y and the
-        bands (a plausible spectrum per pixel) plus uniform noise of the seed (so no two values tie)."""
+    def array(h: int, w: int, bands: int = 31, seed: int = 0) -> np.ndarray:
+        """(h, w, bands) float32 reflectance in [0.2, 0.71): smooth ramps across x, y and the
+        bands (a plausible spectrum per pixel) plus 0.01 uniform noise of the seed, so values rarely tie."""
         yy, xx = np.mgrid[0:h, 0:w] / np.array([h, w])[:, None, None]
         t = np.linspace(0, 1, bands)
         smooth = 0.2 + 0.5 * xx[..., None] * t + 0.3 * yy[..., None] * (1 - t)
-        return (smooth + noise * np.random.default_rng(seed).random((h, w, bands))).astype(np.float32)
+        return (smooth + 0.01 * np.random.default_rng(seed).random((h, w, bands))).astype(np.float32)
 
     def write(self, path, data: np.ndarray, blocks: list[int] | None = None, **options) -> Path:
         """`data` (h, w, bands) written at `path` by gmsr_cli's open_cube_writer, with the first
