@@ -91,12 +91,12 @@ class Cubes:
         smooth = 0.2 + 0.5 * xx[..., None] * t + 0.3 * yy[..., None] * (1 - t)
         return (smooth + 0.01 * np.random.default_rng(seed).random((h, w, bands))).astype(np.float32)
 
-    def write(self, path, data: np.ndarray, blocks: list[int] | None = None, **options) -> Path:
-        """`data` (h, w, bands) written at `path` by gmsr_cli's open_cube_writer, with the first
-        `bands` wavelengths of the grid, in row blocks of the given heights (default: one block);
+    def write(self, path, data: np.ndarray, blocks: list[int] | None = None, wavelengths=None, **options) -> Path:
+        """`data` (h, w, bands) written at `path` by gmsr_cli's open_cube_writer in row blocks of the
+        given heights (default: one block), with `wavelengths` (nm; default: the grid's first `bands`);
         `options` go to open_cube_writer (format, dtype, attrs, overwrite, mat_version...)."""
-        with open_cube_writer(path, data.shape[0], data.shape[1], self.wavelengths[: data.shape[2]],
-                              **options) as writer:
+        wavelengths = self.wavelengths[: data.shape[2]] if wavelengths is None else wavelengths
+        with open_cube_writer(path, data.shape[0], data.shape[1], wavelengths, **options) as writer:
             y = 0
             for n in blocks or [data.shape[0]]:
                 writer.write_rows(y, data[y : y + n])

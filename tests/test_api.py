@@ -9,7 +9,7 @@ from PIL import Image
 
 from gmsr_cli import api
 from gmsr_cli.errors import CubeError, GmsrError, OutputExistsError
-from gmsr_cli.io import open_cube_writer, read_cube
+from gmsr_cli.io import read_cube
 from gmsr_cli.spectra import WAVELENGTHS_NM, render_rgb
 from gmsr_cli.tiling import reconstruct_array
 
@@ -237,10 +237,8 @@ def test_colormaps():
     assert np.array_equal(api.colormap("gray")[:, 0], np.arange(256))
 
 
-def test_render_needs_the_31_band_grid(tmp_path):
-    path = tmp_path / "five.h5"
-    with open_cube_writer(path, 4, 5, [450, 500, 550, 600, 650]) as writer:
-        writer.write_rows(0, np.full((4, 5, 5), 0.5, np.float32))
+def test_render_needs_the_31_band_grid(tmp_path, cubes):
+    path = cubes.write(tmp_path / "five.h5", np.full((4, 5, 5), 0.5, np.float32), wavelengths=[450, 500, 550, 600, 650])
     with pytest.raises(CubeError, match="31 bands"):
         api.render_file(path, tmp_path / "x.png")
     assert api.preview_file(path, tmp_path / "b.png", band="550nm").exists()
