@@ -1,19 +1,15 @@
 """The Python API: reconstruction to files, interruption safety, batch plans and runs, previews, descriptions."""
 
 import os
-from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from gmsr_cli import api
 from gmsr_cli.errors import CubeError, GmsrError, OutputExistsError
-from gmsr_cli.io import open_cube_writer, read_cube
-from gmsr_cli.model.gmsr import GMSRNet
-from gmsr_cli.model.weights import save_weights
+from gmsr_cli.io import read_cube
 from gmsr_cli.spectra import WAVELENGTHS_NM, render_rgb
 from gmsr_cli.tiling import reconstruct_array
 
@@ -21,28 +17,13 @@ H, W = 24, 20
 
 
 @pytest.fixture(scope="module")
-def weights_file(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "test-weights.safetensors"
-    return save_weights(GMSRNet(), path, card={"name": "test-random-init", "camera": "srgb"})
-
-
-@pytest.fixture(scope="module")
 def model(weights_file):
     return api.load_model(weights_file, device="cpu")
 
 
-def write_photo(path, seed=0, size=(H, W)):
-    yy, xx = np.mgrid[0:size[0], 0:size[1]]
-    rng = np.random.default_rng(seed)
-    rgb = np.stack([xx * 255 / size[1], yy * 255 / size[0], rng.integers(0, 256, size)], axis=-1)
-    Image.fromarray(rgb.astype(np.uint8)).save(path)
-    return Path(path)
-
-
 @pytest.fixture
-def photo(tmp_path):
-    return write_photo(tmp_path / "photo.png")
+def photo(tmp_path, photos):
+    return photos.write(tmp_path / "photo.png", H, W)
 
 
 def test_reconstruct_file_writes_the_streamed_cube_with_provenance(model, photo, tmp_path):
@@ -111,17 +92,15 @@ def test_an_interrupted_run_leaves_nothing_and_keeps_the_old_output(model, photo
     assert sorted(os.listdir(tmp_path)) == ["photo.png"]
 
 
-def make_tree(root):
-    (root / "a" / "b").mkdir(parents=True)
-    (root / ".hidden").mkdir()
-    paths = [write_photo(root / "top.png"), write_photo(root / "a" / "one.jpg", 1),
-             write_photo(root / "a" / "b" / "two.PNG", 2), write_photo(root / ".hidden" / "no.png", 3)]
+def make_tree(root, photos):
+    paths = [photos.write(root / name, H, W, seed) for seed, name in
+             enumerate(["top.png", "a/one.jpg", "a/b/two.PNG", ".hidden/no.png"])]
     (root / "a" / "notes.txt").write_text("not a photo")
     return paths
 
 
-def test_batch_plan_mirrors_the_tree(tmp_path):
-    make_tree(tmp_path / "in")
+def test_batch_plan_mirrors_the_tree(tmp_path, photos):
+    make_tree(tmp_path / "in", photos)
     items = api.batch_plan([tmp_path / "in"], tmp_path / "out", format="hdf5")
     pairs = [(i.input_path.relative_to(tmp_path / "in").as_posix(),
               i.output_path.relative_to(tmp_path / "out").as_posix()) for i in items]
@@ -130,29 +109,28 @@ def test_batch_plan_mirrors_the_tree(tmp_path):
     assert [i.output_path.suffix for i in envi] == [".hdr"] * 3
 
 
-def test_batch_plan_globs_files_and_its_own_output_folder(tmp_path):
-    make_tree(tmp_path / "in")
+def test_batch_plan_globs_files_and_its_own_output_folder(tmp_path, photos):
+    make_tree(tmp_path / "in", photos)
     items = api.batch_plan([str(tmp_path / "in" / "**" / "*.jpg"), tmp_path / "in" / "top.png"],
                            tmp_path / "out", format="npy")
     assert sorted(i.output_path.relative_to(tmp_path / "out").as_posix() for i in items) == ["a/one.npy", "top.npy"]
     # Outputs written inside the input folder (here as TIFF, a photo extension) are never inputs.
     inside = tmp_path / "in" / "cubes"
-    (inside / "a").mkdir(parents=True)
-    write_photo(inside / "a" / "old.tif")
+    photos.write(inside / "a" / "old.tif", H, W)
     items = api.batch_plan([tmp_path / "in"], inside, format="tiff")
     assert len(items) == 3 and all("cubes" not in i.input_path.parts for i in items)
     # Written beside the photos (the output folder is the input folder): every photo is an input.
     assert len(api.batch_plan([tmp_path / "in"], tmp_path / "in", format="hdf5")) == 4
 
 
-def test_batch_plan_errors(tmp_path):
+def test_batch_plan_errors(tmp_path, photos):
     (tmp_path / "in").mkdir()
     with pytest.raises(GmsrError, match="no photos"):
         api.batch_plan([tmp_path / "in"], tmp_path / "out")
     with pytest.raises(GmsrError, match="not found"):
         api.batch_plan([tmp_path / "missing"], tmp_path / "out")
-    write_photo(tmp_path / "in" / "x.png")
-    write_photo(tmp_path / "in" / "x.jpg")
+    photos.write(tmp_path / "in" / "x.png", H, W)
+    photos.write(tmp_path / "in" / "x.jpg", H, W)
     with pytest.raises(GmsrError, match="both be written"):
         api.batch_plan([tmp_path / "in"], tmp_path / "out")
 
@@ -163,11 +141,9 @@ def test_bad_shards(text):
         api.parse_shard(text)
 
 
-def test_shards_cover_every_photo_exactly_once(tmp_path):
+def test_shards_cover_every_photo_exactly_once(tmp_path, photos):
     for i in range(11):
-        folder = tmp_path / "in" / f"d{i % 3}"
-        folder.mkdir(parents=True, exist_ok=True)
-        write_photo(folder / f"p{i}.png", i)
+        photos.write(tmp_path / "in" / f"d{i % 3}" / f"p{i}.png", H, W, i)
     everything = [i.input_path for i in api.batch_plan([tmp_path / "in"], tmp_path / "out")]
     assert len(everything) == 11
     for n in (1, 2, 3, 4, 11, 12):
@@ -177,8 +153,8 @@ def test_shards_cover_every_photo_exactly_once(tmp_path):
         assert max(len(p) for p in parts) - min(len(p) for p in parts) <= 1
 
 
-def test_run_batch_resumes_and_records_failures(model, tmp_path):
-    make_tree(tmp_path / "in")
+def test_run_batch_resumes_and_records_failures(model, tmp_path, photos):
+    make_tree(tmp_path / "in", photos)
     (tmp_path / "in" / "a" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
     items = api.batch_plan([tmp_path / "in"], tmp_path / "out", format="envi")
     results = api.run_batch(items, model=model, tile_px=16, overlap_px=4, format="envi")
@@ -204,17 +180,10 @@ def test_run_batch_loads_no_model_when_everything_is_done(tmp_path, photo):
 
 
 @pytest.fixture
-def cube_file(tmp_path):
+def cube_file(tmp_path, cubes):
     """A smooth 31-band cube with known values, written by the io layer."""
-    rng = np.random.default_rng(5)
-    yy, xx = np.mgrid[0:H, 0:W] / np.array([H, W])[:, None, None]
-    bands = np.linspace(0, 1, 31)
-    cube = (0.2 + 0.5 * xx[..., None] * bands + 0.3 * yy[..., None] * (1 - bands)
-            + 0.01 * rng.random((H, W, 31))).astype(np.float32)
-    path = tmp_path / "cube.h5"
-    with open_cube_writer(path, H, W, WAVELENGTHS_NM, attrs={"note": "test"}) as writer:
-        writer.write_rows(0, cube)
-    return path, cube
+    cube = cubes.array(H, W, seed=5)
+    return cubes.write(tmp_path / "cube.h5", cube, attrs={"note": "test"}), cube
 
 
 def test_true_colour_preview_is_the_srgb_rendering(cube_file):
@@ -268,10 +237,8 @@ def test_colormaps():
     assert np.array_equal(api.colormap("gray")[:, 0], np.arange(256))
 
 
-def test_render_needs_the_31_band_grid(tmp_path):
-    path = tmp_path / "five.h5"
-    with open_cube_writer(path, 4, 5, [450, 500, 550, 600, 650]) as writer:
-        writer.write_rows(0, np.full((4, 5, 5), 0.5, np.float32))
+def test_render_needs_the_31_band_grid(tmp_path, cubes):
+    path = cubes.write(tmp_path / "five.h5", np.full((4, 5, 5), 0.5, np.float32), wavelengths=[450, 500, 550, 600, 650])
     with pytest.raises(CubeError, match="31 bands"):
         api.render_file(path, tmp_path / "x.png")
     assert api.preview_file(path, tmp_path / "b.png", band="550nm").exists()

@@ -9,26 +9,17 @@ from PIL import Image
 
 from gmsr_cli.cli.main import GmsrGroup, cli
 from gmsr_cli.errors import CubeError
-from gmsr_cli.io import open_cube_writer
-from gmsr_cli.model.gmsr import GMSRNet
-from gmsr_cli.model.weights import save_weights
-from gmsr_cli.spectra import WAVELENGTHS_NM
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
+def files(tmp_path_factory, photos, cubes):
     root = tmp_path_factory.mktemp("bad")
-    torch.manual_seed(0)
-    save_weights(GMSRNet(), root / "w.safetensors", card={"name": "test", "camera": "srgb"})
-    good = np.random.default_rng(0).integers(0, 256, (12, 16, 3), dtype=np.uint8)
-    Image.fromarray(good).save(root / "good.png")
-    data = (root / "good.png").read_bytes()
+    data = photos.write(root / "good.png", 12, 16).read_bytes()
     (root / "truncated.png").write_bytes(data[: len(data) // 2])
     (root / "garbage.png").write_bytes(b"this is not a picture at all")
-    Image.fromarray(good[:, :, 0]).save(root / "grey.png")
+    Image.fromarray(photos.array(12, 16)[:, :, 0]).save(root / "grey.png")
     (root / "not_weights.safetensors").write_bytes(b"\x00" * 64)
-    with open_cube_writer(root / "cube.h5", 4, 5, WAVELENGTHS_NM) as writer:
-        writer.write_rows(0, np.full((4, 5, 31), 0.5, np.float32))
+    cubes.write(root / "cube.h5", np.full((4, 5, 31), 0.5, np.float32))
     return root
 
 
@@ -68,32 +59,28 @@ def check_one_line_error(result, *needles, code=1):
     (["info", "{root}/garbage.png"], ["garbage.png"]),
     (["info", "{root}/missing.h5"], ["missing.h5"]),
 ])
-def test_bad_inputs_give_one_line(files, tmp_path, args, needles):
+def test_bad_inputs_give_one_line(files, weights_file, gmsr, tmp_path, args, needles):
     args = [a.format(root=files, tmp=tmp_path) for a in args]
     if args[0] in ("reconstruct", "batch") and "--weights" not in args:
-        args += ["--weights", str(files / "w.safetensors")]
-    result = CliRunner().invoke(cli, args)
-    check_one_line_error(result, *needles)
+        args += ["--weights", weights_file]
+    check_one_line_error(gmsr(*args), *needles)
     assert not (tmp_path / "x.h5").exists()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
-def test_asking_for_a_missing_gpu(files, tmp_path):
-    result = CliRunner().invoke(cli, ["reconstruct", str(files / "good.png"), "-o", str(tmp_path / "x.h5"),
-                                      "--weights", str(files / "w.safetensors"), "--device", "cuda"])
+def test_asking_for_a_missing_gpu(files, weights_file, gmsr, tmp_path):
+    result = gmsr("reconstruct", files / "good.png", "-o", tmp_path / "x.h5", "--weights", weights_file,
+                  "--device", "cuda")
     check_one_line_error(result, "--device cuda", "--device cpu")
 
 
-def test_usage_errors_are_click_usage_errors(files):
-    result = CliRunner().invoke(cli, ["reconstruct", str(files / "good.png"), "--device", "gpu"])
-    assert result.exit_code == 2 and "auto, cpu, cuda or cuda:N" in result.output
-    result = CliRunner().invoke(cli, ["preview", str(files / "cube.h5"), "--stretch", "1"])
-    assert result.exit_code == 2 and "LO,HI" in result.output
+def test_usage_errors_are_click_usage_errors(files, gmsr):
+    assert "auto, cpu, cuda or cuda:N" in gmsr("reconstruct", files / "good.png", "--device", "gpu", code=2).output
+    assert "LO,HI" in gmsr("preview", files / "cube.h5", "--stretch", "1", code=2).output
 
 
-def test_verbose_shows_the_traceback(files):
-    result = CliRunner().invoke(cli, ["-v", "info", str(files / "garbage.png")])
-    assert result.exit_code == 1
+def test_verbose_shows_the_traceback(files, gmsr):
+    result = gmsr("-v", "info", files / "garbage.png", code=1)
     assert "Traceback" in result.output and result.output.strip().splitlines()[-1].startswith("Error: ")
 
 
@@ -124,10 +111,9 @@ def test_library_errors_and_interrupts():
     assert result.exit_code == 130 and "Interrupted" in result.output and "Traceback" not in result.output
 
 
-def test_every_command_has_help_with_an_example():
+def test_every_command_has_help_with_an_example(gmsr):
     for name, command in cli.commands.items():
-        result = CliRunner().invoke(cli, [name, "--help"])
+        result = gmsr(name, "--help")
         assert result.exit_code == 0, name
         assert "Example" in result.output and f"gmsr {name}" in result.output, name
-    result = CliRunner().invoke(cli, ["--version"])
-    assert result.exit_code == 0 and "0.1.0" in result.output
+    assert "0.1.0" in gmsr("--version", code=0).output

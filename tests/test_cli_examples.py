@@ -7,9 +7,7 @@ from pathlib import Path
 
 import h5py
 import pytest
-from click.testing import CliRunner
 
-from gmsr_cli.cli.main import cli
 from gmsr_cli.model.weights import DEFAULT_WEIGHTS, shipped_weight_names
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -26,7 +24,7 @@ def test_example_photos_are_small_pngs():
 
 
 @pytest.mark.slow
-def test_quickstart_runs_as_written(tmp_path, monkeypatch):
+def test_quickstart_runs_as_written(tmp_path, monkeypatch, gmsr):
     if DEFAULT_WEIGHTS not in shipped_weight_names():
         pytest.skip(f"the shipped weights {DEFAULT_WEIGHTS}.safetensors are not in weights/ yet")
     work = tmp_path / "examples"
@@ -39,7 +37,7 @@ def test_quickstart_runs_as_written(tmp_path, monkeypatch):
             Path(args[2]).mkdir(parents=True, exist_ok=True)
             continue
         assert args[0] == "gmsr", f"the quickstart should hold only gmsr commands: {line}"
-        result = CliRunner().invoke(cli, args[1:])
+        result = gmsr(*args[1:])
         assert result.exit_code == 0, f"{line}\n{result.output}"
     for name in ("peppers.h5", "toys.h5", "sunflowers.h5"):
         with h5py.File(work / "out" / name, "r") as f:

@@ -9,8 +9,6 @@ from gmsr_cli.errors import GmsrError, OutputExistsError
 from gmsr_cli.io import open_cube_writer, read_cube
 from gmsr_cli.io.atomic import atomic_output
 
-WL = np.arange(400.0, 701.0, 10.0)
-
 
 def names(folder) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
@@ -110,15 +108,13 @@ def test_output_created_meanwhile_is_not_clobbered(tmp_path):
     ("c.tif", {}), ("c.npy", {}),
 ], ids=["hdf5", "envi", "mat5", "mat73", "tiff", "npy"])
 @pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
-def test_cube_writer_interrupted_midway(tmp_path, name, options, error):
-    rng = np.random.default_rng(0)
-    old = rng.random((8, 6, 31), dtype=np.float32)
-    with open_cube_writer(tmp_path / name, 8, 6, WL, **options) as writer:
-        writer.write_rows(0, old)
+def test_cube_writer_interrupted_midway(tmp_path, cubes, name, options, error):
+    old = cubes.array(8, 6)
+    cubes.write(tmp_path / name, old, **options)
     before = names(tmp_path)
     with pytest.raises(error):
-        with open_cube_writer(tmp_path / name, 8, 6, WL, overwrite=True, **options) as writer:
-            writer.write_rows(0, rng.random((3, 6, 31), dtype=np.float32))
+        with open_cube_writer(tmp_path / name, 8, 6, cubes.wavelengths, overwrite=True, **options) as writer:
+            writer.write_rows(0, cubes.array(3, 6, seed=1))
             raise error()
     assert names(tmp_path) == before  # no temporaries, no scratch files
     with read_cube(tmp_path / name) as cube:

@@ -34,18 +34,6 @@ OUTPUTS = [
 OUTPUT_IDS = [o[0] for o in OUTPUTS]
 
 
-def make_cube(h: int = H, w: int = W, b: int = B, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).random((h, w, b), dtype=np.float32)
-
-
-def write_blocks(path: Path, data: np.ndarray, blocks: list[int], **kwargs) -> None:
-    with open_cube_writer(path, data.shape[0], data.shape[1], WL[: data.shape[2]], **kwargs) as writer:
-        y = 0
-        for n in blocks:
-            writer.write_rows(y, data[y : y + n])
-            y += n
-
-
 def read_third_party(kind: str, path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """(cube (H, W, B), wavelengths) as the format's reference library sees them."""
     if kind == "hdf5":
@@ -78,10 +66,10 @@ def read_third_party(kind: str, path: Path) -> tuple[np.ndarray, np.ndarray | No
 
 
 @pytest.mark.parametrize("kind,name,options", OUTPUTS, ids=OUTPUT_IDS)
-def test_round_trip_through_reference_reader_and_read_cube(tmp_path, kind, name, options):
-    data = make_cube()
+def test_round_trip_through_reference_reader_and_read_cube(tmp_path, cubes, kind, name, options):
+    data = cubes.array(H, W)
     path = tmp_path / name
-    write_blocks(path, data, [4, 4, 5], attrs={"input_file": "photo.jpg", "camera": "srgb"}, **options)
+    cubes.write(path, data, [4, 4, 5], attrs={"input_file": "photo.jpg", "camera": "srgb"}, **options)
 
     values, wl = read_third_party(kind, path)
     assert values.dtype == np.float32 and values.shape == (H, W, B)
@@ -100,17 +88,17 @@ def test_round_trip_through_reference_reader_and_read_cube(tmp_path, kind, name,
             assert cube.attrs["created"].startswith("20")
 
 
-def test_hdf5_provenance_attributes_on_file(tmp_path):
+def test_hdf5_provenance_attributes_on_file(tmp_path, cubes):
     path = tmp_path / "c.h5"
-    write_blocks(path, make_cube(), [H], attrs={"weights_sha256": "ab" * 32, "exposure": 1.5})
+    cubes.write(path, cubes.array(H, W), attrs={"weights_sha256": "ab" * 32, "exposure": 1.5})
     with h5py.File(path, "r") as f:
         assert f.attrs["weights_sha256"] == "ab" * 32
         assert f.attrs["exposure"] == 1.5
         assert f["cube"].chunks == (H, W, B)  # (64, 64, B) clipped to the image
 
 
-def test_envi_header_fields(tmp_path):
-    write_blocks(tmp_path / "c.img", make_cube(), [H], attrs={"input_file": "a {b}.jpg"})
+def test_envi_header_fields(tmp_path, cubes):
+    cubes.write(tmp_path / "c.img", cubes.array(H, W), attrs={"input_file": "a {b}.jpg"})
     assert (tmp_path / "c.hdr").is_file()
     meta = envi.read_envi_header(str(tmp_path / "c.hdr"))
     # ENVI's default bands are 1-based: 640, 550, 460 nm are indices 24, 15, 6.
@@ -122,9 +110,9 @@ def test_envi_header_fields(tmp_path):
     assert "input_file" in meta["description"]
 
 
-def test_mat_v73_header_and_char_provenance(tmp_path):
+def test_mat_v73_header_and_char_provenance(tmp_path, cubes):
     path = tmp_path / "c.mat"
-    write_blocks(path, make_cube(), [H], mat_version="7.3", attrs={"camera": "nikon"})
+    cubes.write(path, cubes.array(H, W), mat_version="7.3", attrs={"camera": "nikon"})
     head = path.read_bytes()[:128]
     assert head.startswith(b"MATLAB 7.3 MAT-file") and head[124:128] == b"\x00\x02IM"
     with h5py.File(path, "r") as f:
@@ -133,27 +121,27 @@ def test_mat_v73_header_and_char_provenance(tmp_path):
     assert json.loads(text)["camera"] == "nikon"
 
 
-def test_mat_auto_version_follows_threshold(tmp_path, monkeypatch):
-    data = make_cube()
-    write_blocks(tmp_path / "small.mat", data, [H])
+def test_mat_auto_version_follows_threshold(tmp_path, cubes, monkeypatch):
+    data = cubes.array(H, W)
+    cubes.write(tmp_path / "small.mat", data)
     assert tmp_path.joinpath("small.mat").read_bytes()[:10] == b"MATLAB 5.0"
     monkeypatch.setattr(mat_format, "V5_MAX_BYTES", data.nbytes - 1)
-    write_blocks(tmp_path / "big.mat", data, [H])
+    cubes.write(tmp_path / "big.mat", data)
     assert tmp_path.joinpath("big.mat").read_bytes()[:10] == b"MATLAB 7.3"
     with read_cube(tmp_path / "big.mat") as cube:
         np.testing.assert_array_equal(cube.to_array(), data)
 
 
-def test_mat_v5_transposes_in_several_slabs(tmp_path, monkeypatch):
+def test_mat_v5_transposes_in_several_slabs(tmp_path, cubes, monkeypatch):
     # Force several column slabs so the slab loop, not one big copy, is what is tested.
     monkeypatch.setattr(mat_format, "TRANSPOSE_BYTES", H * B * 4 * 3)
-    data = make_cube()
-    write_blocks(tmp_path / "c.mat", data, [1, 12], mat_version="5")
+    data = cubes.array(H, W)
+    cubes.write(tmp_path / "c.mat", data, [1, 12], mat_version="5")
     np.testing.assert_array_equal(scipy.io.loadmat(tmp_path / "c.mat")["cube"], data)
 
 
-def test_tiff_gdal_metadata_tag(tmp_path):
-    write_blocks(tmp_path / "c.tif", make_cube(), [H])
+def test_tiff_gdal_metadata_tag(tmp_path, cubes):
+    cubes.write(tmp_path / "c.tif", cubes.array(H, W))
     with tifffile.TiffFile(tmp_path / "c.tif") as tif:
         xml = tif.pages.first.tags[42112].value
     assert '<Item name="wavelength" sample="0">400</Item>' in xml
@@ -161,10 +149,10 @@ def test_tiff_gdal_metadata_tag(tmp_path):
 
 
 @pytest.mark.parametrize("kind,name", [("hdf5", "c.h5"), ("tiff", "c.tif"), ("npy", "c.npy")])
-def test_float16_output(tmp_path, kind, name):
-    data = make_cube()
+def test_float16_output(tmp_path, cubes, kind, name):
+    data = cubes.array(H, W)
     path = tmp_path / name
-    write_blocks(path, data, [5, 8], dtype="float16")
+    cubes.write(path, data, [5, 8], dtype="float16")
     if kind == "hdf5":
         with h5py.File(path, "r") as f:
             stored = f["cube"][()]
@@ -181,18 +169,18 @@ def test_float16_output(tmp_path, kind, name):
 
 
 @pytest.mark.parametrize("name", ["c.hdr", "c.mat"])
-def test_float16_refused_where_the_format_has_none(tmp_path, name):
+def test_float16_refused_where_the_format_has_none(tmp_path, cubes, name):
     with pytest.raises(FormatError, match="float16"):
-        write_blocks(tmp_path / name, make_cube(), [H], dtype="float16")
+        cubes.write(tmp_path / name, cubes.array(H, W), dtype="float16")
     assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("kind,name,options", OUTPUTS, ids=OUTPUT_IDS)
-def test_streaming_in_blocks_equals_writing_at_once(tmp_path, kind, name, options):
+def test_streaming_in_blocks_equals_writing_at_once(tmp_path, cubes, kind, name, options):
     # 70 rows: blocks cross the 64-row chunk rows of the HDF5 and MAT v7.3 writers.
-    data = make_cube(h=70, w=5)
-    write_blocks(tmp_path / f"once_{name}", data, [70], **options)
-    write_blocks(tmp_path / f"blocks_{name}", data, [1, 62, 2, 5], **options)
+    data = cubes.array(70, 5)
+    cubes.write(tmp_path / f"once_{name}", data, **options)
+    cubes.write(tmp_path / f"blocks_{name}", data, [1, 62, 2, 5], **options)
     once, _ = read_third_party(kind, tmp_path / f"once_{name}")
     blocks, _ = read_third_party(kind, tmp_path / f"blocks_{name}")
     np.testing.assert_array_equal(blocks, once)
@@ -218,8 +206,8 @@ def test_writers_do_not_hold_the_cube(tmp_path, monkeypatch, kind, name, options
         assert cube.shape == (h, w, B)
 
 
-def test_writer_rejects_rows_out_of_order_and_leaves_nothing(tmp_path):
-    data = make_cube()
+def test_writer_rejects_rows_out_of_order_and_leaves_nothing(tmp_path, cubes):
+    data = cubes.array(H, W)
     with pytest.raises(ValueError, match="in order"):
         with open_cube_writer(tmp_path / "c.h5", H, W, WL) as writer:
             writer.write_rows(0, data[:3])
@@ -231,34 +219,34 @@ def test_writer_rejects_rows_out_of_order_and_leaves_nothing(tmp_path):
 
 
 @pytest.mark.parametrize("kind,name,options", OUTPUTS, ids=OUTPUT_IDS)
-def test_incomplete_cube_is_not_published(tmp_path, kind, name, options):
+def test_incomplete_cube_is_not_published(tmp_path, cubes, kind, name, options):
     with pytest.raises(ValueError, match="only 4 of 13 rows"):
-        write_blocks(tmp_path / name, make_cube(), [4], **options)
+        cubes.write(tmp_path / name, cubes.array(H, W), [4], **options)
     assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("kind,name,options", OUTPUTS, ids=OUTPUT_IDS)
-def test_existing_output_needs_overwrite(tmp_path, kind, name, options):
+def test_existing_output_needs_overwrite(tmp_path, cubes, kind, name, options):
     path = tmp_path / name
-    write_blocks(path, make_cube(seed=1), [H], **options)
+    cubes.write(path, cubes.array(H, W, seed=1), **options)
     with pytest.raises(OutputExistsError, match="--overwrite"):
-        write_blocks(path, make_cube(seed=2), [H], **options)
+        cubes.write(path, cubes.array(H, W, seed=2), **options)
     with read_cube(path) as cube:
-        np.testing.assert_array_equal(cube.to_array(), make_cube(seed=1))
-    write_blocks(path, make_cube(seed=2), [H], overwrite=True, **options)
+        np.testing.assert_array_equal(cube.to_array(), cubes.array(H, W, seed=1))
+    cubes.write(path, cubes.array(H, W, seed=2), overwrite=True, **options)
     with read_cube(path) as cube:
-        np.testing.assert_array_equal(cube.to_array(), make_cube(seed=2))
+        np.testing.assert_array_equal(cube.to_array(), cubes.array(H, W, seed=2))
 
 
-def test_envi_pair_counts_as_existing_when_only_the_header_exists(tmp_path):
+def test_envi_pair_counts_as_existing_when_only_the_header_exists(tmp_path, cubes):
     (tmp_path / "c.hdr").write_text("ENVI\n")
     with pytest.raises(OutputExistsError, match="c.hdr"):
-        write_blocks(tmp_path / "c.img", make_cube(), [H])
+        cubes.write(tmp_path / "c.img", cubes.array(H, W))
 
 
-def test_write_cube_streams_from_a_lazy_cube(tmp_path):
-    data = make_cube(h=40)
-    write_blocks(tmp_path / "a.h5", data, [40], attrs={"scene": "x"})
+def test_write_cube_streams_from_a_lazy_cube(tmp_path, cubes):
+    data = cubes.array(40, W)
+    cubes.write(tmp_path / "a.h5", data, attrs={"scene": "x"})
     with read_cube(tmp_path / "a.h5") as cube:
         assert isinstance(cube.data, h5py.Dataset)
         written = write_cube(cube, tmp_path / "b.hdr", attrs={"note": "copy"})
@@ -271,8 +259,8 @@ def test_write_cube_streams_from_a_lazy_cube(tmp_path):
 # ---------------------------------------------------------------- cubes written by other tools
 
 @pytest.mark.parametrize("interleave", ["bsq", "bil", "bip"])
-def test_reads_envi_written_by_spectral(tmp_path, interleave):
-    data = make_cube()
+def test_reads_envi_written_by_spectral(tmp_path, cubes, interleave):
+    data = cubes.array(H, W)
     envi.save_image(str(tmp_path / "spy.hdr"), data, interleave=interleave,
                     metadata={"wavelength": list(WL / 1000.0), "wavelength units": "Micrometers"})
     with read_cube(tmp_path / "spy.hdr") as cube:
@@ -289,16 +277,16 @@ def test_envi_integer_data_uses_reflectance_scale_factor(tmp_path):
         np.testing.assert_allclose(cube.to_array(), data / 10000.0, rtol=1e-6)
 
 
-def test_envi_without_wavelengths_is_an_error(tmp_path):
-    envi.save_image(str(tmp_path / "nowl.hdr"), make_cube())
+def test_envi_without_wavelengths_is_an_error(tmp_path, cubes):
+    envi.save_image(str(tmp_path / "nowl.hdr"), cubes.array(H, W))
     with pytest.raises(CubeError, match=r"nowl\.hdr.*wavelength"):
         read_cube(tmp_path / "nowl.hdr")
 
 
-def test_reads_ntire_style_v73_mat(tmp_path):
+def test_reads_ntire_style_v73_mat(tmp_path, cubes):
     """An NTIRE/ARAD file as MATLAB writes it: HDF5 with a 512-byte header, `cube` seen by h5py
     as (31, W, H), `bands` (31, 1), `norm_factor`."""
-    data = make_cube()
+    data = cubes.array(H, W)
     path = tmp_path / "ARAD_1K_0001.mat"
     with h5py.File(path, "w", userblock_size=512) as f:
         cube = f.create_dataset("cube", data=data.transpose(2, 1, 0), chunks=(B, W, H), compression="gzip")
@@ -318,8 +306,8 @@ def test_reads_ntire_style_v73_mat(tmp_path):
 
 
 @pytest.mark.parametrize("compress", [False, True])
-def test_reads_v5_mat_written_by_scipy(tmp_path, compress):
-    data = make_cube()
+def test_reads_v5_mat_written_by_scipy(tmp_path, cubes, compress):
+    data = cubes.array(H, W)
     scipy.io.savemat(tmp_path / "s.mat", {"cube": data, "bands": WL[None, :]}, do_compression=compress)
     with read_cube(tmp_path / "s.mat") as cube:
         # uncompressed: mapped lazily; compressed: loaded by scipy
@@ -328,8 +316,8 @@ def test_reads_v5_mat_written_by_scipy(tmp_path, compress):
         np.testing.assert_allclose(cube.wavelengths_nm, WL)
 
 
-def test_mat_without_wavelengths_is_an_error(tmp_path):
-    scipy.io.savemat(tmp_path / "nowl.mat", {"cube": make_cube()})
+def test_mat_without_wavelengths_is_an_error(tmp_path, cubes):
+    scipy.io.savemat(tmp_path / "nowl.mat", {"cube": cubes.array(H, W)})
     with pytest.raises(CubeError, match=r"nowl\.mat.*wavelengths"):
         read_cube(tmp_path / "nowl.mat")
 
@@ -354,8 +342,8 @@ def test_reads_cave_scene(shared_dir, tmp_path):
         np.testing.assert_allclose(copy.read_rows(100, 102), raw_rows * scale, rtol=1e-6)
 
 
-def test_reads_band_first_h5_with_other_names(tmp_path):
-    data = make_cube()
+def test_reads_band_first_h5_with_other_names(tmp_path, cubes):
+    data = cubes.array(H, W)
     with h5py.File(tmp_path / "o.h5", "w") as f:
         f["rad"] = data.transpose(2, 0, 1)  # (B, H, W)
         f["wl"] = WL
@@ -363,26 +351,26 @@ def test_reads_band_first_h5_with_other_names(tmp_path):
         np.testing.assert_array_equal(cube.to_array(), data)
 
 
-def test_h5_without_wavelengths_or_cube_is_an_error(tmp_path):
+def test_h5_without_wavelengths_or_cube_is_an_error(tmp_path, cubes):
     with h5py.File(tmp_path / "nowl.h5", "w") as f:
-        f["cube"] = make_cube()
+        f["cube"] = cubes.array(H, W)
     with pytest.raises(CubeError, match=r"nowl\.h5.*no wavelengths"):
         read_cube(tmp_path / "nowl.h5")
     with h5py.File(tmp_path / "nocube.h5", "w") as f:
-        f["image"] = make_cube()
+        f["image"] = cubes.array(H, W)
         f["wavelengths"] = WL
     with pytest.raises(CubeError, match=r"nocube\.h5.*no 3-D dataset.*image"):
         read_cube(tmp_path / "nocube.h5")
 
 
-def test_tiff_without_wavelengths_is_an_error(tmp_path):
-    tifffile.imwrite(tmp_path / "plain.tif", make_cube(), photometric="minisblack", metadata=None)
+def test_tiff_without_wavelengths_is_an_error(tmp_path, cubes):
+    tifffile.imwrite(tmp_path / "plain.tif", cubes.array(H, W), photometric="minisblack", metadata=None)
     with pytest.raises(CubeError, match=r"plain\.tif.*no wavelengths"):
         read_cube(tmp_path / "plain.tif")
 
 
-def test_npy_needs_31_bands(tmp_path):
-    np.save(tmp_path / "five.npy", make_cube(b=5))
+def test_npy_needs_31_bands(tmp_path, cubes):
+    np.save(tmp_path / "five.npy", cubes.array(H, W, 5))
     with pytest.raises(CubeError, match=r"five\.npy.*5 bands"):
         read_cube(tmp_path / "five.npy")
     np.save(tmp_path / "flat.npy", np.zeros((4, 4), np.float32))
@@ -403,18 +391,18 @@ def test_format_choice():
         format_for("a.h5", format="zarr")
 
 
-def test_explicit_format_wins_for_odd_extensions(tmp_path):
-    data = make_cube()
-    write_blocks(tmp_path / "cube.dat", data, [H], format="npy")
+def test_explicit_format_wins_for_odd_extensions(tmp_path, cubes):
+    data = cubes.array(H, W)
+    cubes.write(tmp_path / "cube.dat", data, format="npy")
     with read_cube(tmp_path / "cube.dat", format="npy") as cube:
         np.testing.assert_array_equal(cube.to_array(), data)
     with pytest.raises(FormatError, match="cube.dat"):
         read_cube(tmp_path / "cube.dat")
 
 
-def test_unknown_writer_option_is_an_error(tmp_path):
+def test_unknown_writer_option_is_an_error(tmp_path, cubes):
     with pytest.raises(FormatError, match="mat_version"):
-        write_blocks(tmp_path / "c.h5", make_cube(), [H], mat_version="5")
+        cubes.write(tmp_path / "c.h5", cubes.array(H, W), mat_version="5")
 
 
 READ_NAMES = ["c.h5", "c.hdr", "c.img", "c.mat", "c.tif", "c.npy"]
@@ -443,9 +431,9 @@ def test_corrupt_file(tmp_path, name, content):
 
 @pytest.mark.parametrize("kind,name,options", OUTPUTS, ids=OUTPUT_IDS)
 @pytest.mark.parametrize("keep", [0.5, 0.95])
-def test_truncated_file(tmp_path, kind, name, options, keep):
+def test_truncated_file(tmp_path, cubes, kind, name, options, keep):
     path = tmp_path / name
-    write_blocks(path, make_cube(h=40, w=20), [40], **options)
+    cubes.write(path, cubes.array(40, 20), **options)
     target = tmp_path / "c.img" if kind == "envi" else path
     blob = target.read_bytes()
     target.write_bytes(blob[: int(len(blob) * keep)])
@@ -454,8 +442,8 @@ def test_truncated_file(tmp_path, kind, name, options, keep):
             cube.to_array()  # lazy formats may only notice when reading
 
 
-def test_envi_header_without_data_file(tmp_path):
-    write_blocks(tmp_path / "c.hdr", make_cube(), [H])
+def test_envi_header_without_data_file(tmp_path, cubes):
+    cubes.write(tmp_path / "c.hdr", cubes.array(H, W))
     (tmp_path / "c.img").unlink()
     with pytest.raises(CubeError, match=r"c\.hdr.*no ENVI data file"):
         read_cube(tmp_path / "c.hdr")

@@ -17,18 +17,6 @@ from gmsr_cli.io import image_size, read_rgb, write_rgb
 from gmsr_cli.io import _png
 
 
-def photo(h: int = 24, w: int = 36, seed: int = 0) -> np.ndarray:
-    """uint8 (h, w, 3): smooth gradients plus noise, so every filter and rotation shows."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:h, 0:w]
-    base = np.stack([x * 255 // max(1, w - 1), y * 255 // max(1, h - 1), (x + y) % 256], axis=-1)
-    return np.clip(base + rng.integers(-20, 20, base.shape), 0, 255).astype(np.uint8)
-
-
-def photo16(h: int = 24, w: int = 36, channels: int = 3, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 65536, (h, w, channels), dtype=np.uint16)
-
-
 def _chunk(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
 
@@ -67,9 +55,9 @@ def exif_bytes(orientation: int) -> bytes:
 @pytest.mark.parametrize("name,options", [
     ("p.png", {}), ("p.bmp", {}), ("p.webp", {"lossless": True}), ("p.tif", {}),
 ])
-def test_lossless_8bit_formats_read_exactly(tmp_path, name, options):
-    pixels = photo()
-    Image.fromarray(pixels).save(tmp_path / name, **options)
+def test_lossless_8bit_formats_read_exactly(tmp_path, photos, name, options):
+    pixels = photos.array()
+    photos.write(tmp_path / name, **options)
     image = read_rgb(tmp_path / name)
     assert image.bit_depth == 8 and image.warnings == []
     assert image.data.dtype == np.float32 and image.data.shape == pixels.shape
@@ -77,8 +65,8 @@ def test_lossless_8bit_formats_read_exactly(tmp_path, name, options):
     assert image_size(tmp_path / name) == pixels.shape[:2]
 
 
-def test_jpeg_reads_as_pillow_decodes_it(tmp_path):
-    Image.fromarray(photo()).save(tmp_path / "p.jpg", quality=90)
+def test_jpeg_reads_as_pillow_decodes_it(tmp_path, photos):
+    photos.write(tmp_path / "p.jpg", quality=90)
     image = read_rgb(tmp_path / "p.jpg")
     np.testing.assert_array_equal(np.round(image.data * 255), np.asarray(Image.open(tmp_path / "p.jpg")))
     assert 0.0 <= image.data.min() and image.data.max() <= 1.0
@@ -86,8 +74,8 @@ def test_jpeg_reads_as_pillow_decodes_it(tmp_path):
 
 # -------------------------------------------------------------------------------- 16-bit files
 
-def test_16bit_png_keeps_full_precision(tmp_path):
-    pixels = photo16()
+def test_16bit_png_keeps_full_precision(tmp_path, photos):
+    pixels = photos.array(bit_depth=16)
     (tmp_path / "p16.png").write_bytes(encode_png(pixels))
     # Pillow reads the same file (checking CRCs and filters) but only at 8 bits.
     with Image.open(tmp_path / "p16.png") as im:
@@ -97,9 +85,9 @@ def test_16bit_png_keeps_full_precision(tmp_path):
     np.testing.assert_array_equal(np.round(image.data * 65535).astype(np.uint16), pixels)
 
 
-def test_png_decoder_matches_pillow_on_8bit_files(tmp_path):
-    pixels = photo(h=40, w=50)
-    Image.fromarray(pixels).save(tmp_path / "pil.png")
+def test_png_decoder_matches_pillow_on_8bit_files(tmp_path, photos):
+    pixels = photos.array(40, 50)
+    photos.write(tmp_path / "pil.png", 40, 50)
     decoded, _ = _png.decode(tmp_path / "pil.png")
     np.testing.assert_array_equal(decoded, pixels)
     (tmp_path / "ours.png").write_bytes(encode_png(pixels))
@@ -107,16 +95,16 @@ def test_png_decoder_matches_pillow_on_8bit_files(tmp_path):
     np.testing.assert_array_equal(_png.decode(tmp_path / "ours.png")[0], pixels)
 
 
-def test_16bit_rgba_png_drops_alpha(tmp_path):
-    pixels = photo16(channels=4)
+def test_16bit_rgba_png_drops_alpha(tmp_path, photos):
+    pixels = photos.array(bit_depth=16, channels=4)
     (tmp_path / "a16.png").write_bytes(encode_png(pixels))
     image = read_rgb(tmp_path / "a16.png")
     assert any("alpha" in w for w in image.warnings)
     np.testing.assert_array_equal(np.round(image.data * 65535).astype(np.uint16), pixels[:, :, :3])
 
 
-def test_16bit_png_exif_orientation(tmp_path):
-    pixels = photo16(h=10, w=16)
+def test_16bit_png_exif_orientation(tmp_path, photos):
+    pixels = photos.array(10, 16, bit_depth=16)
     (tmp_path / "r16.png").write_bytes(encode_png(pixels, exif=exif_bytes(6)))
     image = read_rgb(tmp_path / "r16.png")
     assert image.data.shape == (16, 10, 3)
@@ -125,8 +113,8 @@ def test_16bit_png_exif_orientation(tmp_path):
 
 
 @pytest.mark.parametrize("layout", ["contig", "separate", "zlib", "alpha"])
-def test_16bit_tiff_keeps_full_precision(tmp_path, layout):
-    pixels = photo16(channels=4 if layout == "alpha" else 3)
+def test_16bit_tiff_keeps_full_precision(tmp_path, photos, layout):
+    pixels = photos.array(bit_depth=16, channels=4 if layout == "alpha" else 3)
     path = tmp_path / "p16.tif"
     if layout == "separate":
         tifffile.imwrite(path, pixels.transpose(2, 0, 1), photometric="rgb", planarconfig="separate")
@@ -144,8 +132,8 @@ def test_16bit_tiff_keeps_full_precision(tmp_path, layout):
 
 
 @pytest.mark.parametrize("depth", [8, 16])
-def test_tiff_orientation_tag(tmp_path, depth):
-    pixels = photo(h=10, w=16) if depth == 8 else photo16(h=10, w=16)
+def test_tiff_orientation_tag(tmp_path, photos, depth):
+    pixels = photos.array(10, 16, bit_depth=depth)
     tifffile.imwrite(tmp_path / "o.tif", pixels, photometric="rgb", extratags=[(274, "H", 1, 8, True)])
     image = read_rgb(tmp_path / "o.tif")
     top = 255 if depth == 8 else 65535
@@ -155,8 +143,8 @@ def test_tiff_orientation_tag(tmp_path, depth):
 
 # ------------------------------------------------------------------------ orientation, modes
 
-def test_exif_rotated_jpeg_comes_out_rotated(tmp_path):
-    pixels = photo(h=20, w=40)
+def test_exif_rotated_jpeg_comes_out_rotated(tmp_path, photos):
+    pixels = photos.array(h=20, w=40)
     exif = Image.Exif()
     exif[0x0112] = 6  # camera held upright: rotate 90 degrees clockwise to display
     Image.fromarray(pixels).save(tmp_path / "r.jpg", exif=exif, quality=95)
@@ -168,8 +156,8 @@ def test_exif_rotated_jpeg_comes_out_rotated(tmp_path):
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
-def test_every_exif_orientation_matches_pillow(tmp_path, orientation):
-    pixels = photo(h=6, w=9)
+def test_every_exif_orientation_matches_pillow(tmp_path, photos, orientation):
+    pixels = photos.array(h=6, w=9)
     exif = Image.Exif()
     exif[0x0112] = orientation
     Image.fromarray(pixels).save(tmp_path / "o.png", exif=exif)
@@ -179,8 +167,8 @@ def test_every_exif_orientation_matches_pillow(tmp_path, orientation):
     assert image_size(tmp_path / "o.png") == expected.shape[:2]
 
 
-def test_rgba_warns_and_drops_alpha(tmp_path):
-    pixels = photo()
+def test_rgba_warns_and_drops_alpha(tmp_path, photos):
+    pixels = photos.array()
     alpha = np.full(pixels.shape[:2] + (1,), 100, np.uint8)
     Image.fromarray(np.concatenate([pixels, alpha], axis=-1)).save(tmp_path / "a.png")
     image = read_rgb(tmp_path / "a.png")
@@ -188,8 +176,8 @@ def test_rgba_warns_and_drops_alpha(tmp_path):
     np.testing.assert_array_equal(np.round(image.data * 255).astype(np.uint8), pixels)
 
 
-def test_palette_image_converts_with_warning(tmp_path):
-    Image.fromarray(photo()).quantize(16).save(tmp_path / "p.png")
+def test_palette_image_converts_with_warning(tmp_path, photos):
+    Image.fromarray(photos.array()).quantize(16).save(tmp_path / "p.png")
     image = read_rgb(tmp_path / "p.png")
     assert any("palette" in w for w in image.warnings)
     expected = np.asarray(Image.open(tmp_path / "p.png").convert("RGB"))
@@ -207,8 +195,8 @@ def test_cmyk_jpeg_converts_with_warning(tmp_path):
 
 # ----------------------------------------------------------------------------- refused inputs
 
-def _grey_files(tmp_path: Path) -> list[Path]:
-    grey = photo()[:, :, 0]
+def _grey_files(tmp_path: Path, photos) -> list[Path]:
+    grey = photos.array()[:, :, 0]
     Image.fromarray(grey).save(tmp_path / "l.png")
     Image.fromarray(grey).save(tmp_path / "l.jpg")
     Image.fromarray(grey.astype(np.uint16) * 257).save(tmp_path / "i16.png")
@@ -216,8 +204,8 @@ def _grey_files(tmp_path: Path) -> list[Path]:
     return [tmp_path / n for n in ("l.png", "l.jpg", "i16.png", "g16.tif")]
 
 
-def test_greyscale_is_refused_with_advice(tmp_path):
-    for path in _grey_files(tmp_path):
+def test_greyscale_is_refused_with_advice(tmp_path, photos):
+    for path in _grey_files(tmp_path, photos):
         with pytest.raises(InputImageError) as info:
             read_rgb(path)
         message = str(info.value)
@@ -244,15 +232,11 @@ def test_non_image_files(tmp_path, name, content):
     assert name in str(info.value) and "\n" not in str(info.value)
 
 
-def _truncated(tmp_path: Path, kind: str) -> Path:
-    if kind == "jpg":
-        Image.fromarray(photo(64, 64)).save(tmp_path / "t.jpg")
-    elif kind == "png":
-        Image.fromarray(photo(64, 64)).save(tmp_path / "t.png")
-    elif kind == "png16":
-        (tmp_path / "t.png").write_bytes(encode_png(photo16(64, 64)))
-    elif kind == "tif16":
-        tifffile.imwrite(tmp_path / "t.tif", photo16(64, 64), photometric="rgb")
+def _truncated(tmp_path: Path, photos, kind: str) -> Path:
+    if kind == "png16":
+        (tmp_path / "t.png").write_bytes(encode_png(photos.array(64, 64, bit_depth=16)))
+    else:
+        photos.write(tmp_path / f"t.{kind[:3]}", 64, 64, bit_depth=16 if kind == "tif16" else 8)
     path = next(tmp_path.iterdir())
     blob = path.read_bytes()
     path.write_bytes(blob[: len(blob) // 2])
@@ -260,8 +244,8 @@ def _truncated(tmp_path: Path, kind: str) -> Path:
 
 
 @pytest.mark.parametrize("kind", ["jpg", "png", "png16", "tif16"])
-def test_truncated_files(tmp_path, kind):
-    path = _truncated(tmp_path, kind)
+def test_truncated_files(tmp_path, photos, kind):
+    path = _truncated(tmp_path, photos, kind)
     with pytest.raises(InputImageError) as info:
         read_rgb(path)
     assert path.name in str(info.value) and "\n" not in str(info.value)
@@ -270,8 +254,8 @@ def test_truncated_files(tmp_path, kind):
 # --------------------------------------------------------------------------------- write_rgb
 
 @pytest.mark.parametrize("name", ["o.png", "o.jpg", "o.jpeg", "o.tif", "o.tiff"])
-def test_write_rgb_round_trip(tmp_path, name):
-    pixels = photo()
+def test_write_rgb_round_trip(tmp_path, photos, name):
+    pixels = photos.array()
     assert write_rgb(tmp_path / name, pixels) == tmp_path / name
     back = np.asarray(Image.open(tmp_path / name))
     if name.endswith(("jpg", "jpeg")):
@@ -281,20 +265,20 @@ def test_write_rgb_round_trip(tmp_path, name):
     assert [p.name for p in tmp_path.iterdir()] == [name]
 
 
-def test_write_rgb_greyscale_and_bad_inputs(tmp_path):
-    grey = photo()[:, :, 0]
+def test_write_rgb_greyscale_and_bad_inputs(tmp_path, photos):
+    grey = photos.array()[:, :, 0]
     write_rgb(tmp_path / "g.png", grey)
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "g.png")), grey)
     with pytest.raises(ValueError, match="uint8"):
-        write_rgb(tmp_path / "f.png", photo().astype(np.float32))
+        write_rgb(tmp_path / "f.png", photos.array().astype(np.float32))
     with pytest.raises(FormatError, match=r"\.gif.*\.png"):
-        write_rgb(tmp_path / "o.gif", photo())
+        write_rgb(tmp_path / "o.gif", photos.array())
 
 
-def test_write_rgb_overwrite_rule(tmp_path):
-    write_rgb(tmp_path / "o.png", photo(seed=1))
+def test_write_rgb_overwrite_rule(tmp_path, photos):
+    write_rgb(tmp_path / "o.png", photos.array(seed=1))
     with pytest.raises(OutputExistsError, match=r"o\.png.*--overwrite"):
-        write_rgb(tmp_path / "o.png", photo(seed=2))
-    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "o.png")), photo(seed=1))
-    write_rgb(tmp_path / "o.png", photo(seed=2), overwrite=True)
-    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "o.png")), photo(seed=2))
+        write_rgb(tmp_path / "o.png", photos.array(seed=2))
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "o.png")), photos.array(seed=1))
+    write_rgb(tmp_path / "o.png", photos.array(seed=2), overwrite=True)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "o.png")), photos.array(seed=2))

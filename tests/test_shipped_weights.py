@@ -3,9 +3,7 @@
 import json
 
 import pytest
-from click.testing import CliRunner
 
-from gmsr_cli.cli.main import cli
 from gmsr_cli.model.weights import read_weights, shipped_weight_names
 
 
@@ -20,10 +18,8 @@ def test_both_camera_models_ship_with_cards():
 
 
 @pytest.mark.slow
-def test_evaluate_reproduces_the_srgb_card(shared_dir):
-    result = CliRunner().invoke(cli, ["evaluate", "--weights", "gmsr-cave-srgb", "--baseline", "--json"])
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+def test_evaluate_reproduces_the_srgb_card(shared_dir, gmsr):
+    report = json.loads(gmsr("evaluate", "--weights", "gmsr-cave-srgb", "--baseline", "--json", code=0).output)
     _, info = read_weights("gmsr-cave-srgb")
     for key in ("mrae", "rmse", "psnr", "sam"):
         assert report["mean"][key] == pytest.approx(info.card["val_metrics"][key], rel=1e-4)
@@ -33,11 +29,9 @@ def test_evaluate_reproduces_the_srgb_card(shared_dir):
 
 
 @pytest.mark.slow
-def test_evaluate_reproduces_the_srgb_cards_training_scene_numbers(shared_dir):
+def test_evaluate_reproduces_the_srgb_cards_training_scene_numbers(shared_dir, gmsr):
     """The card's Limits section compares training and validation scenes: the training-scene half."""
-    result = CliRunner().invoke(cli, ["evaluate", "--weights", "gmsr-cave-srgb", "--split", "train", "--baseline",
-                                      "--json"])
-    assert result.exit_code == 0, result.output
+    result = gmsr("evaluate", "--weights", "gmsr-cave-srgb", "--split", "train", "--baseline", "--json", code=0)
     report = json.loads(result.output)
     assert len(report["scenes"]) == 20
     _, info = read_weights("gmsr-cave-srgb")

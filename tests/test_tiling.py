@@ -16,10 +16,9 @@ from gmsr_cli.tiling import (
 )
 
 
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return GMSRNet().eval()
+@pytest.fixture
+def model(random_net):
+    return random_net
 
 
 @pytest.fixture(scope="module")

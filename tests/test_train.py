@@ -5,9 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
-from gmsr_cli.cli.main import cli
 from gmsr_cli.model.weights import read_weights
 from gmsr_cli.train.loop import TrainConfig, loss_fn, train
 
@@ -93,29 +91,21 @@ def test_fine_tuned_card_records_what_it_started_from(tmp_path, tiny_data):
     assert second.card["total_training_seconds"] == second.card["training_seconds"] + first.card["training_seconds"]
 
 
-def test_resume_refuses_another_camera(tmp_path, tiny_data):
+def test_resume_refuses_another_camera(tmp_path, tiny_data, gmsr):
     train_files, val_files = tiny_data
     cfg = TrainConfig(train=train_files, val=val_files, epochs=1, samples_per_epoch=8, patch_px=16, batch_size=8)
     train(cfg, tmp_path / "run", device="cpu")
-    result = CliRunner().invoke(cli, ["train", "--out", str(tmp_path / "run"), "--camera", "cie1964",
-                                      "--train", train_files[0], "--val", val_files[0], "--epochs", "2"])
-    assert result.exit_code == 1
+    result = gmsr("train", "--out", tmp_path / "run", "--camera", "cie1964", "--train", train_files[0],
+                  "--val", val_files[0], "--epochs", "2", code=1)
     assert "trained for camera 'srgb'" in result.output and "Traceback" not in result.output
 
 
-def test_train_and_evaluate_commands(tmp_path, tiny_data, shared_dir):
+def test_train_and_evaluate_commands(tmp_path, tiny_data, shared_dir, gmsr):
     train_files, val_files = tiny_data
-    args = ["train", "--out", str(tmp_path / "run"), "--epochs", "1", "--samples-per-epoch", "8", "--patch", "16",
-            "--batch-size", "8"]
-    for f in train_files:
-        args += ["--train", f]
-    args += ["--val", val_files[0]]
-    result = CliRunner().invoke(cli, args)
-    assert result.exit_code == 0, result.output
+    gmsr("train", "--out", tmp_path / "run", "--epochs", "1", "--samples-per-epoch", "8", "--patch", "16",
+         "--batch-size", "8", "--train", train_files[0], "--train", train_files[1], "--val", val_files[0], code=0)
     weights = str(tmp_path / "run" / "best.safetensors")
-    result = CliRunner().invoke(cli, ["evaluate", "--weights", weights, "--json", "--tile", "0",
-                                      "--baseline", val_files[0]])
-    assert result.exit_code == 0, result.output
+    result = gmsr("evaluate", "--weights", weights, "--json", "--tile", "0", "--baseline", val_files[0], code=0)
     report = json.loads(result.output)
     assert report["scenes"][0]["scene"] == "paints"
     assert report["mean"]["psnr"] == pytest.approx(report["scenes"][0]["model"]["psnr"])
@@ -128,8 +118,6 @@ def test_train_and_evaluate_commands(tmp_path, tiny_data, shared_dir):
     for bands, whole in ((report["band_rmse"], report["mean"]), (report["baseline_band_rmse"], report["baseline_mean"])):
         assert len(bands) == 31
         assert np.mean(np.square(bands)) == pytest.approx(whole["rmse"] ** 2, rel=1e-9)
-    result = CliRunner().invoke(cli, ["evaluate", "--weights", weights, "--tile", "0", "--per-band", val_files[0]])
-    assert result.exit_code == 0, result.output
+    result = gmsr("evaluate", "--weights", weights, "--tile", "0", "--per-band", val_files[0], code=0)
     assert "RMSE per band" in result.output and "700" in result.output
-    result = CliRunner().invoke(cli, ["evaluate", "--weights", weights, "--split", "train", val_files[0]])
-    assert result.exit_code == 2 and "not both" in result.output
+    assert "not both" in gmsr("evaluate", "--weights", weights, "--split", "train", val_files[0], code=2).output
