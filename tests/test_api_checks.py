@@ -1,18 +1,10 @@
 """What the API checks before any slow work, and which errors stop a batch."""
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from gmsr_cli import api
 from gmsr_cli.errors import DeviceError, GmsrError, OutputExistsError
-
-
-def _photo(path, size=(12, 10)):
-    rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(path)
-    return path
 
 
 def test_outputs_are_checked_before_the_weights_load_or_the_photo_is_read(tmp_path):
@@ -27,13 +19,12 @@ def test_outputs_are_checked_before_the_weights_load_or_the_photo_is_read(tmp_pa
         api.preview_file(tmp_path / "c.h5", tmp_path / "nowhere" / "p.png")
 
 
-def test_a_device_error_stops_the_batch_instead_of_failing_every_photo(tmp_path):
+def test_a_device_error_stops_the_batch_instead_of_failing_every_photo(tmp_path, photos):
     """Out of memory on the device would fail every following photo the same way: run_batch lets
     DeviceError through after the first. (The device's failure is simulated by a forward hook on
     the network that raises torch's out-of-memory error; everything of ours runs as it would.)"""
-    (tmp_path / "in").mkdir()
     for name in ("a", "b", "c"):
-        _photo(tmp_path / "in" / f"{name}.png")
+        photos.write(tmp_path / "in" / f"{name}.png", 12, 10)
     model = api.load_model(None, device="cpu")
     calls = []
 
@@ -50,11 +41,10 @@ def test_a_device_error_stops_the_batch_instead_of_failing_every_photo(tmp_path)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.h5"))
 
 
-def test_a_bad_photo_is_recorded_and_the_batch_goes_on(tmp_path):
-    (tmp_path / "in").mkdir()
-    _photo(tmp_path / "in" / "a.png")
+def test_a_bad_photo_is_recorded_and_the_batch_goes_on(tmp_path, photos, weights_file):
+    photos.write(tmp_path / "in" / "a.png", 12, 10)
     (tmp_path / "in" / "b.png").write_bytes(b"not a png")
-    _photo(tmp_path / "in" / "c.png")
-    results = api.run_batch(api.batch_plan([tmp_path / "in"], tmp_path / "out"), model=api.load_model(None, "cpu"))
+    photos.write(tmp_path / "in" / "c.png", 12, 10)
+    results = api.run_batch(api.batch_plan([tmp_path / "in"], tmp_path / "out"), model=api.load_model(weights_file, "cpu"))
     assert [r.status for r in results] == ["done", "failed", "done"]
     assert "b.png" in results[1].message

@@ -157,7 +157,9 @@ def _run(backend, device, rgb):
 
 @pytest.mark.parametrize("backend", _backends_for("cpu"))
 def test_whole_network_through_the_loader_matches_reference_on_the_cpu(backend):
-    rgb = torch.rand(2, 3, 16, 24, generator=torch.Generator().manual_seed(5))
+    # One 16 x 24 image: the triton row runs in Triton's interpreter, ~1 min (every program's step
+    # loop is numpy), so no batch here; per-sample independence is tested in test_model.py.
+    rgb = torch.rand(1, 3, 16, 24, generator=torch.Generator().manual_seed(5))
     got, want = _run(backend, "cpu", rgb), _run("reference", "cpu", rgb)
     scale = want.abs().max().item()
     np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-5 * scale)
