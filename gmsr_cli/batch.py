@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .errors import DeviceError, GmsrError
+from . import interrupts
+from .errors import DeviceError, DiskFullError, GmsrError
 from .io.registry import DEFAULT_FORMAT, PHOTO_EXTENSIONS, is_photo
 from .model.loading import LoadedModel, load_model
 from .model.weights import DEFAULT_WEIGHTS
@@ -30,13 +31,15 @@ class BatchItem:
 
 @dataclass
 class BatchResult:
-    """The fate of one BatchItem: status "done", "skipped" (its output was complete) or "failed"."""
+    """The fate of one BatchItem: status "done", "skipped" (its output was complete), "failed",
+    or "not tried" (the batch stopped before it: the disk was full)."""
 
     item: BatchItem
     status: str
     message: str = ""
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    disk_full: bool = False  # failed for want of space: the photos after it are not tried
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -157,11 +160,17 @@ def run_batch(items: Sequence[BatchItem], *, model: LoadedModel | None = None,
     resumes an interrupted batch) unless ``overwrite``. A photo that fails is recorded as
     "failed" with its one-line reason and the batch goes on; errors of the weights or device
     (BackendError, WeightsError from loading; DeviceError, e.g. out of memory, from any photo) stop
-    it: they would fail every photo the same way. KeyboardInterrupt stops it with the current
-    output removed.
+    it: they would fail every photo the same way. A full disk (DiskFullError) is recorded for
+    its photo and stops the batch, the remaining photos recorded as "not tried". KeyboardInterrupt
+    (Ctrl-C, SIGTERM under the CLI) stops it with the current output removed.
     """
-    results = []
+    results: list[BatchResult] = []
     for i, item in enumerate(items):
+        interrupts.check()
+        if results and results[-1].status == "failed" and results[-1].disk_full:
+            stop = results[-1].message
+            results += [BatchResult(rest, "not tried", f"the batch stopped: {stop}") for rest in items[i:]]
+            break
         if on_file_start is not None:
             on_file_start(i, item)
         start = time.perf_counter()
@@ -182,6 +191,8 @@ def run_batch(items: Sequence[BatchItem], *, model: LoadedModel | None = None,
                 result = BatchResult(item, "done", seconds=time.perf_counter() - start, warnings=done.warnings)
             except DeviceError:
                 raise
+            except DiskFullError as exc:
+                result = BatchResult(item, "failed", str(exc), time.perf_counter() - start, disk_full=True)
             except GmsrError as exc:
                 result = BatchResult(item, "failed", str(exc), time.perf_counter() - start)
             except Exception as exc:  # one broken photo must not stop the batch, whatever broke

@@ -40,3 +40,13 @@ class CubeError(GmsrError):
 
 class DataError(GmsrError):
     """Training or evaluation data is missing or inconsistent."""
+
+
+class OutputError(GmsrError):
+    """An output cannot be written: a read-only folder, no permission, an I/O error, a file
+    larger than the file system or `ulimit -f` allows."""
+
+
+class DiskFullError(OutputError):
+    """No space left (or the disk quota reached) where an output goes: it would fail every
+    following output the same way, so a batch stops on it."""

@@ -106,7 +106,9 @@ def reconstruct_file(input_path: PathLike, output_path: PathLike, *, model: Load
     OutputExistsError unless ``overwrite``. Conversion warnings (alpha dropped...) go to
     ``on_warning`` one line each; progress(done, total) counts tiles.
     """
-    from .io import format_for, open_cube_writer
+    from . import interrupts
+    from .io import format_for, image_size, open_cube_writer
+    from .io.registry import check_output_space
     from .spectra import WAVELENGTHS_NM
 
     start = time.perf_counter()
@@ -114,6 +116,7 @@ def reconstruct_file(input_path: PathLike, output_path: PathLike, *, model: Load
     format_for(output_path, format)  # an unknown format fails before any work
     outputs = output_paths(output_path, format)
     check_outputs(outputs, overwrite)  # before the model loads or the photo is read
+    check_output_space(output_path, *image_size(input_path), len(WAVELENGTHS_NM), format=format, dtype=dtype)
     if model is None:
         model = load_model(weights, device, backend)
     image = _read_photo(input_path, on_warning)
@@ -123,8 +126,17 @@ def reconstruct_file(input_path: PathLike, output_path: PathLike, *, model: Load
     del image
     with open_cube_writer(output_path, height, width, WAVELENGTHS_NM, format=format, dtype=dtype,
                           overwrite=overwrite, attrs=attrs) as writer:
+        def on_rows(y0: int, block: np.ndarray) -> None:
+            interrupts.check()  # a safe point: a Ctrl-C swallowed by a finalizer stops the run here
+            writer.write_rows(y0, block)
+
+        def on_progress(done: int, total: int) -> None:
+            interrupts.check()
+            if progress is not None:
+                progress(done, total)
+
         tiled_forward(model.module, pixels, tile_px=tile_px, overlap_px=overlap_px, batch_tiles=batch_tiles,
-                      device=model.device, tta=tta, on_rows=writer.write_rows, progress=progress)
+                      device=model.device, tta=tta, on_rows=on_rows, progress=on_progress)
     return ReconstructResult(input_path=input_path, output_paths=outputs, height=height, width=width,
                              seconds=time.perf_counter() - start, warnings=warnings)
 

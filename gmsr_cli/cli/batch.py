@@ -78,6 +78,10 @@ def command(inputs: tuple[str, ...], output_dir: Path, format: str, shard: str |
                                 progress=tiles, on_warning=warn)
     failed = [r for r in results if r.status == "failed"]
     _print_summary(results, failed)
+    untried = [r for r in results if r.status == "not tried"]
+    if untried:
+        raise click.ClickException(f"the disk is full: stopped with {len(untried)} of {len(results)} photo(s) "
+                                   "not tried; free some space and run the same command again to resume")
     if failed:
         raise click.ClickException(f"{len(failed)} of {len(results)} photo(s) failed (listed above)")
 
@@ -88,8 +92,10 @@ def _print_summary(results: list, failed: list) -> None:
     counts.add_column("status")
     counts.add_column("photos", justify="right")
     counts.add_column("seconds", justify="right")
-    for status in ("done", "skipped", "failed"):
+    for status in ("done", "skipped", "failed", "not tried"):
         group = [r for r in results if r.status == status]
+        if status == "not tried" and not group:
+            continue
         counts.add_row(status, str(len(group)), f"{sum(r.seconds for r in group):.1f}")
     console.print(counts)
     if failed:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import signal
 import traceback
 
 import click
@@ -22,19 +23,41 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split("\n")).strip()
 
 
+def _interrupted(ctx: click.Context, signum: int) -> None:
+    name = "Interrupted" if signum == signal.SIGINT else f"Stopped by {signal.Signals(signum).name}"
+    click.echo(f"{name}; outputs in progress were removed.", err=True)
+    ctx.exit(128 + signum)
+
+
 class GmsrGroup(click.Group):
-    """A click group that turns library errors into `Error: ...` (exit 1), Ctrl-C into exit 130
-    and unexpected exceptions into one line with a hint; -v adds the traceback."""
+    """A click group that turns library errors into `Error: ...` (exit 1), Ctrl-C into exit 130,
+    SIGTERM into exit 143 (both after removing outputs in progress) and unexpected exceptions
+    into one line with a hint; -v adds the traceback."""
 
     def invoke(self, ctx: click.Context):
+        from gmsr_cli import interrupts
+
+        try:
+            with interrupts.handling_signals():
+                result = self._invoke_reporting(ctx)
+                # A signal whose KeyboardInterrupt a finalizer swallowed after the last safe point.
+                interrupts.check()
+                return result
+        except KeyboardInterrupt as exc:
+            _interrupted(ctx, interrupts.exit_code(exc) - 128)
+        except BaseException:
+            # Whatever ended the run after a signal (an error raised while stopping), the signal
+            # is what the caller must hear about.
+            if interrupts.received() is not None:
+                _interrupted(ctx, interrupts.received())
+            raise
+
+    def _invoke_reporting(self, ctx: click.Context):
         verbose = bool(ctx.params.get("verbose"))
         try:
             return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
+        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
             raise
-        except KeyboardInterrupt:
-            click.echo("Interrupted; outputs in progress were removed.", err=True)
-            ctx.exit(EXIT_INTERRUPTED)
         except GmsrError as exc:
             if verbose:
                 traceback.print_exc()

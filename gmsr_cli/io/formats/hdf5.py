@@ -9,6 +9,7 @@ import numpy as np
 
 from gmsr_cli.errors import CubeError
 from gmsr_cli.io.cube import AxesView, Cube
+from gmsr_cli.io.guarded import GuardedFile
 from gmsr_cli.io.formats._base import CubeWriter, RowBuffer, clean_attrs, default_integer_scale, wavelengths_to_nm
 
 CUBE_NAMES = ("cube", "rad", "data")
@@ -39,7 +40,9 @@ class Hdf5Writer(CubeWriter):
             "none": {},
         }[compression]
         chunks = (min(CHUNK_PX, self.height), min(CHUNK_PX, self.width), self.bands)
-        self.file = h5py.File(path, "w")
+        # Through a GuardedFile: HDF5 never sees a failing write (it would crash h5py, see guarded.py).
+        self.sink = GuardedFile(path)
+        self.file = h5py.File(self.sink, "w")
         try:
             self.dataset = self.file.create_dataset(
                 "cube", shape=(self.height, self.width, self.bands), dtype=self.dtype,
@@ -51,22 +54,29 @@ class Hdf5Writer(CubeWriter):
             wl.attrs["units"] = "nm"
             for key, value in clean_attrs(attrs).items():
                 self.file.attrs[key] = value
+            self.sink.raise_failure()
         except BaseException:
-            self.file.close()
+            self._release()
             raise
         self.buffer = RowBuffer(chunks[0], self.width, self.bands, self.dtype)
 
     def _write_rows(self, y0: int, block: np.ndarray) -> None:
         for start, rows in self.buffer.add(block):
             self.dataset[start : start + rows.shape[0]] = rows
+        self.sink.raise_failure()
 
     def _finish(self) -> None:
         for start, rows in self.buffer.rest():
             self.dataset[start : start + rows.shape[0]] = rows
         self.file.flush()
+        self.sink.raise_failure()
 
     def _release(self) -> None:
-        self.file.close()
+        try:
+            self.file.close()
+        finally:
+            self.sink.close()
+        self.sink.raise_failure()
 
 
 def open_writer(paths: list[Path], *, height: int, width: int, wavelengths_nm: Any,

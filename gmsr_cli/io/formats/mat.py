@@ -13,6 +13,7 @@ import numpy as np
 
 from gmsr_cli.errors import CubeError, FormatError
 from gmsr_cli.io.cube import AxesView, Cube, MappedArray
+from gmsr_cli.io.guarded import GuardedFile
 from gmsr_cli.io.formats._base import CubeWriter, RowBuffer, clean_attrs, default_integer_scale, wavelengths_to_nm
 
 # MATLAB saves variables over 2 GB only in v7.3 files; "auto" switches to v7.3 above this.
@@ -153,7 +154,8 @@ class MatV73Writer(CubeWriter):
         super().__init__(height, width, wavelengths_nm, "float32")
         self.path = Path(path)
         chunks = (self.bands, min(64, self.width), min(64, self.height))
-        self.file = h5py.File(self.path, "w", userblock_size=512)
+        self.sink = GuardedFile(self.path)  # HDF5 must never see a failing write (see guarded.py)
+        self.file = h5py.File(self.sink, "w", userblock_size=512)
         try:
             self.dataset = self.file.create_dataset(
                 "cube", shape=(self.bands, self.width, self.height), dtype="<f4", chunks=chunks,
@@ -166,8 +168,9 @@ class MatV73Writer(CubeWriter):
             text = self.file.create_dataset(PROVENANCE_NAME, data=prov.reshape(-1, 1))
             text.attrs["MATLAB_class"] = np.bytes_(b"char")
             text.attrs["MATLAB_int_decode"] = np.int32(2)
+            self.sink.raise_failure()
         except BaseException:
-            self.file.close()
+            self._release()
             raise
         self.buffer = RowBuffer(chunks[2], self.width, self.bands, np.dtype("<f4"))
 
@@ -177,16 +180,21 @@ class MatV73Writer(CubeWriter):
     def _write_rows(self, y0: int, block: np.ndarray) -> None:
         for start, rows in self.buffer.add(block):
             self._store(start, rows)
+        self.sink.raise_failure()
 
     def _finish(self) -> None:
         for start, rows in self.buffer.rest():
             self._store(start, rows)
-        self.file.close()
+        self._release()
         with open(self.path, "r+b") as fh:
             fh.write(_header_text("7.3"))
 
     def _release(self) -> None:
-        self.file.close()
+        try:
+            self.file.close()
+        finally:
+            self.sink.close()
+        self.sink.raise_failure()
 
 
 def open_writer(paths: list[Path], *, height: int, width: int, wavelengths_nm: Any,
