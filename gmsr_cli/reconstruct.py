@@ -108,6 +108,7 @@ def reconstruct_file(input_path: PathLike, output_path: PathLike, *, model: Load
     """
     from . import interrupts
     from .io import format_for, image_size, open_cube_writer
+    from .io.limits import check_pixels
     from .io.registry import check_output_space
     from .spectra import WAVELENGTHS_NM
 
@@ -116,7 +117,9 @@ def reconstruct_file(input_path: PathLike, output_path: PathLike, *, model: Load
     format_for(output_path, format)  # an unknown format fails before any work
     outputs = output_paths(output_path, format)
     check_outputs(outputs, overwrite)  # before the model loads or the photo is read
-    check_output_space(output_path, *image_size(input_path), len(WAVELENGTHS_NM), format=format, dtype=dtype)
+    height, width = image_size(input_path)
+    check_pixels(input_path, height, width)  # a decompression bomb is refused before the model loads
+    check_output_space(output_path, height, width, len(WAVELENGTHS_NM), format=format, dtype=dtype)
     if model is None:
         model = load_model(weights, device, backend)
     image = _read_photo(input_path, on_warning)
