@@ -90,9 +90,10 @@ def _walk_photos(folder: Path, exclude: Path | None) -> list[Path]:
     return found
 
 
-def batch_plan(inputs: Sequence[PathLike], outdir: PathLike, format: str = DEFAULT_FORMAT,
+def batch_plan(inputs: Sequence[PathLike], outdir: PathLike | None, format: str = DEFAULT_FORMAT,
                shard: tuple[int, int] | str | None = None) -> list[BatchItem]:
-    """The photos of ``inputs`` and the cube files they become under ``outdir``.
+    """The photos of ``inputs`` and the cube files they become under ``outdir`` (None: each
+    beside its photo, with the extension of ``format``, as ``gmsr reconstruct`` writes it).
 
     inputs: folders (searched recursively for PNG, JPEG, TIFF, BMP, WebP; hidden entries and
     ``outdir`` itself skipped), glob patterns (``**`` recursive) or photo files. The tree below
@@ -105,15 +106,17 @@ def batch_plan(inputs: Sequence[PathLike], outdir: PathLike, format: str = DEFAU
 
     fmt = format_for(f"x.{format}" if format else "x.h5", format)
     extension = fmt.extensions[0]
-    outdir = Path(outdir)
-    exclude = outdir.resolve()
+    beside = outdir is None
+    outdir = Path(outdir) if outdir is not None else Path(".")
+    # Cubes beside their photos: no output folder to keep out of the search.
+    exclude = None if beside else outdir.resolve()
     pairs: list[tuple[Path, Path]] = []  # (photo, path relative to outdir without extension)
     for entry in inputs:
         text = str(entry)
         path = Path(text)
         if path.is_dir():
             # Skip the output folder when it lies inside an input folder (not when it is that folder).
-            skip = exclude if not _inside(path, exclude) else None
+            skip = exclude if exclude is not None and not _inside(path, exclude) else None
             pairs += [(p, p.relative_to(path)) for p in _walk_photos(path, skip)]
         elif path.is_file():
             pairs.append((path, Path(path.name)))
@@ -121,7 +124,8 @@ def batch_plan(inputs: Sequence[PathLike], outdir: PathLike, format: str = DEFAU
             base = _glob_base(text)
             for match in sorted(glob.glob(text, recursive=True)):
                 p = Path(match)
-                if p.is_file() and is_photo(p) and (_inside(base, exclude) or not _inside(p, exclude)):
+                if p.is_file() and is_photo(p) and (exclude is None or _inside(base, exclude)
+                                                   or not _inside(p, exclude)):
                     pairs.append((p, p.relative_to(base)))
         else:
             raise GmsrError(f"batch input not found: {text} (give folders, photo files or glob patterns)")
@@ -130,7 +134,10 @@ def batch_plan(inputs: Sequence[PathLike], outdir: PathLike, format: str = DEFAU
         raise GmsrError(f"no photos ({', '.join(PHOTO_EXTENSIONS)}) found in {listed}")
     items: dict[Path, BatchItem] = {}
     for photo, rel in pairs:
-        out = outdir / rel.with_suffix(extension)
+        out = photo.with_suffix(extension) if beside else outdir / rel.with_suffix(extension)
+        if out.resolve() == photo.resolve():
+            raise GmsrError(f"{photo}: its {fmt.name} cube would be written over the photo itself; "
+                            "choose another --format or an output folder (-o)")
         if out in items:
             if items[out].input_path.resolve() == photo.resolve():
                 continue  # the same photo reached twice (a folder and a pattern)

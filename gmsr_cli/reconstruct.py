@@ -116,6 +116,8 @@ def reconstruct_file(input_path: PathLike, output_path: PathLike, *, model: Load
     input_path, output_path = Path(input_path), Path(output_path)
     format_for(output_path, format)  # an unknown format fails before any work
     outputs = output_paths(output_path, format)
+    if any(p.resolve() == input_path.resolve() for p in outputs):
+        raise GmsrError(f"{input_path}: the cube would be written over the photo itself; choose another output (-o)")
     check_outputs(outputs, overwrite)  # before the model loads or the photo is read
     height, width = image_size(input_path)
     check_pixels(input_path, height, width)  # a decompression bomb is refused before the model loads
