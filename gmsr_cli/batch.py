@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from . import interrupts
-from .errors import DeviceError, DiskFullError, GmsrError
+from .errors import DeviceError, DiskFullError, GmsrError, explain
 from .io.registry import DEFAULT_FORMAT, PHOTO_EXTENSIONS, is_photo
 from .model.loading import LoadedModel, load_model
 from .model.weights import DEFAULT_WEIGHTS
@@ -203,8 +203,8 @@ def run_batch(items: Sequence[BatchItem], *, model: LoadedModel | None = None,
             except GmsrError as exc:
                 result = BatchResult(item, "failed", str(exc), time.perf_counter() - start)
             except Exception as exc:  # one broken photo must not stop the batch, whatever broke
-                result = BatchResult(item, "failed", f"unexpected {type(exc).__name__}: {exc}",
-                                     time.perf_counter() - start)
+                reason = explain(exc) or f"unexpected {type(exc).__name__}: {exc}"
+                result = BatchResult(item, "failed", reason, time.perf_counter() - start)
         results.append(result)
         if on_file_end is not None:
             on_file_end(i, result)

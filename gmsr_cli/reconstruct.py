@@ -107,14 +107,14 @@ def reconstruct_file(input_path: PathLike, output_path: PathLike, *, model: Load
     ``on_warning`` one line each; progress(done, total) counts tiles.
     """
     from . import interrupts
-    from .io import format_for, image_size, open_cube_writer
+    from .io import image_size, open_cube_writer
     from .io.limits import check_pixels
-    from .io.registry import check_output_space
+    from .io.registry import check_output_space, output_format
     from .spectra import WAVELENGTHS_NM
 
     start = time.perf_counter()
     input_path, output_path = Path(input_path), Path(output_path)
-    format_for(output_path, format)  # an unknown format fails before any work
+    output_format(output_path, format)  # an unknown or contradictory format fails before any work
     outputs = output_paths(output_path, format)
     if any(p.resolve() == input_path.resolve() for p in outputs):
         raise GmsrError(f"{input_path}: the cube would be written over the photo itself; choose another output (-o)")

@@ -210,3 +210,11 @@ def test_batch_onto_a_full_disk_prints_its_summary_and_stops(tmpfs, photos):
     assert all(".partial" not in n for n in left), left
     # Fewer photos were tried than there are: it stopped at the first full-disk failure.
     assert done.stdout.count("no space left") + done.stdout.count("not enough space") == 1, done.stdout
+
+
+def test_read_only_mount_is_one_line(tmpfs):
+    remount = subprocess.run(["mount", "-o", "remount,ro", str(tmpfs)], capture_output=True, text=True)
+    if remount.returncode != 0:
+        pytest.skip(f"cannot remount read-only: {remount.stderr.strip()}")
+    with pytest.raises(OutputError, match=f"cannot write {tmpfs / 'cube.h5'}: {tmpfs} is on a read-only file system"):
+        write_cube(Cube(_cube(), WL), tmpfs / "cube.h5")

@@ -9,7 +9,7 @@ import traceback
 import click
 
 from gmsr_cli import __version__
-from gmsr_cli.errors import GmsrError
+from gmsr_cli.errors import GmsrError, explain
 
 # One module per command, each defining a click command named `command`. A module that is not
 # there yet (commands being added) is skipped; any other import failure is a bug and surfaces.
@@ -65,6 +65,9 @@ class GmsrGroup(click.Group):
         except Exception as exc:
             if verbose:
                 traceback.print_exc()
+            if explain(exc) is not None:
+                raise click.ClickException(_one_line(explain(exc))) from None
+            if verbose:
                 raise click.ClickException(_one_line(f"unexpected {type(exc).__name__}: {exc}")) from None
             raise click.ClickException(_one_line(
                 f"unexpected {type(exc).__name__}: {exc} (run again with gmsr -v ... for the traceback)")) from None

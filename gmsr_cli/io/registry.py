@@ -94,6 +94,21 @@ def format_for(path: str | Path, format: str | None = None) -> CubeFormat:
     )
 
 
+def output_format(path: str | Path, format: str | None = None) -> CubeFormat:
+    """The CubeFormat to write `path` in (see format_for); raises FormatError when `format`
+    disagrees with an extension of another format (an NPY file named .h5 could not be read
+    back as what its name says)."""
+    fmt = format_for(path, format)
+    suffix = Path(path).suffix.lower()
+    named = next((f for f in FORMATS if suffix in f.extensions), None)
+    if format is not None and named is not None and named is not fmt:
+        raise FormatError(
+            f"{path}: --format {fmt.name} disagrees with the extension {suffix} ({named.name}); "
+            f"name the file {Path(path).with_suffix(fmt.extensions[0]).name} or drop --format"
+        )
+    return fmt
+
+
 def provenance(attrs: dict[str, Any] | None) -> dict[str, Any]:
     """The caller's attrs plus `gmsr_cli_version` and `created` (UTC ISO 8601), which we set."""
     from gmsr_cli import __version__
@@ -125,7 +140,7 @@ def open_cube_writer(path: str | Path, height: int, width: int, wavelengths_nm: 
     are added. `options`: format-specific (hdf5: compression, compression_level; mat:
     mat_version). Raises FormatError, OutputExistsError.
     """
-    fmt = format_for(path, format)
+    fmt = output_format(path, format)
     dtype = str(np.dtype(dtype))
     if dtype not in fmt.dtypes:
         raise FormatError(
