@@ -107,6 +107,7 @@ def reconstruct_file(input_path: PathLike, output_path: PathLike, *, model: Load
     ``on_warning`` one line each; progress(done, total) counts tiles.
     """
     from . import interrupts
+    from .firstrun import first_run_note
     from .io import image_size, open_cube_writer
     from .io.limits import check_pixels
     from .io.registry import check_output_space, output_format
@@ -124,6 +125,9 @@ def reconstruct_file(input_path: PathLike, output_path: PathLike, *, model: Load
     check_output_space(output_path, height, width, len(WAVELENGTHS_NM), format=format, dtype=dtype)
     if model is None:
         model = load_model(weights, device, backend)
+    note = first_run_note(model.device, model.backend) if on_warning is not None else None
+    if note is not None:
+        on_warning(note)  # else the first tile looks like a hang
     image = _read_photo(input_path, on_warning)
     height, width, warnings = image.height, image.width, list(image.warnings)
     attrs = provenance_attrs(input_path, model, tile_px, overlap_px, tta, image.bit_depth)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import signal
 import traceback
+from collections.abc import MutableMapping
 
 import click
 
@@ -14,6 +15,17 @@ from gmsr_cli.errors import GmsrError, explain
 # One module per command, each defining a click command named `command`. A module that is not
 # there yet (commands being added) is skipped; any other import failure is a bug and surfaces.
 COMMAND_MODULES = ("reconstruct", "batch", "preview", "render", "info", "train", "evaluate")
+# What `gmsr --help` lists beside each command, without importing it (a test checks that each
+# equals the command's own short help).
+SHORT_HELP = {
+    "reconstruct": "Reconstruct a hyperspectral cube from one RGB photo.",
+    "batch": "Reconstruct every photo of folders or glob patterns.",
+    "preview": "Picture of a cube: true colour, one band, or false colour.",
+    "render": "Render a cube to RGB as a camera would see it.",
+    "info": "Describe a cube, weights or photo file, or this machine (--system).",
+    "train": "Train GMSR-Net weights; run the same command again to resume where it stopped.",
+    "evaluate": "Reconstruct whole SCENES (cube files) and report MRAE, RMSE, PSNR and SAM.",
+}
 
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
@@ -51,6 +63,20 @@ class GmsrGroup(click.Group):
             if interrupts.received() is not None:
                 _interrupted(ctx, interrupts.received())
             raise
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            loaded = isinstance(self.commands, LazyCommands) and self.commands.is_loaded(name)
+            if name in SHORT_HELP and not loaded:
+                rows.append((name, SHORT_HELP[name]))
+            else:
+                command = self.get_command(ctx, name)
+                if command is not None and not command.hidden:
+                    rows.append((name, command.get_short_help_str(formatter.width)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def _invoke_reporting(self, ctx: click.Context):
         verbose = bool(ctx.params.get("verbose"))
@@ -91,20 +117,42 @@ def cli(verbose: bool) -> None:
     tune_malloc()
 
 
-def _add_commands(group: click.Group) -> None:
-    for name in COMMAND_MODULES:
-        module_name = f"{__package__}.{name}"
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue
-            raise
-        command = getattr(module, "command", None) or getattr(module, name)
-        group.add_command(command, name)
+class LazyCommands(MutableMapping):
+    """The group's commands, each imported from its module on first use: ``gmsr --help`` and
+    ``--version`` then import neither the commands nor torch behind them (3 s -> 0.2 s)."""
+
+    def __init__(self, modules: dict[str, str]):
+        self._modules = dict(modules)  # name -> module
+        self._loaded: dict[str, click.Command] = {}
+
+    def __getitem__(self, name: str) -> click.Command:
+        if name not in self._loaded:
+            if name not in self._modules:
+                raise KeyError(name)
+            module = importlib.import_module(self._modules[name])
+            self._loaded[name] = getattr(module, "command", None) or getattr(module, name)
+        return self._loaded[name]
+
+    def __setitem__(self, name: str, command: click.Command) -> None:
+        self._loaded[name] = command
+        self._modules.setdefault(name, "")
+
+    def __delitem__(self, name: str) -> None:
+        self._loaded.pop(name, None)
+        del self._modules[name]
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def is_loaded(self, name: str) -> bool:
+        return name in self._loaded
 
 
-_add_commands(cli)
+cli.commands = LazyCommands({name: f"{__package__}.{name}" for name in COMMAND_MODULES})
+
 
 if __name__ == "__main__":
     cli()
