@@ -63,7 +63,7 @@ def exit_code(exc: BaseException) -> int:
 def handling_signals() -> Iterator[None]:
     """Within the block, SIGINT and SIGTERM raise Interrupted (and are remembered for `check`).
     Only in the main thread (signal handlers can only be set there); the previous handlers come
-    back afterwards."""
+    back afterwards, and the signal is forgotten (read `received()` inside the block)."""
     global _received
     import threading
 
@@ -77,3 +77,4 @@ def handling_signals() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        _received = None

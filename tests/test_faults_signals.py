@@ -187,5 +187,7 @@ def test_a_ctrl_c_swallowed_by_a_finalizer_still_stops_before_the_output_is_repl
                 del finalizer  # the interrupt is raised and swallowed here; the block goes on
                 files.path.write_text("new, finished")
         assert interrupts.received() == signal.SIGINT
+    assert interrupts.received() is None  # forgotten with the handlers: later runs are not stopped
+    interrupts.check()
     assert info.value.exit_code == 130
     assert final.read_bytes() == OLD and sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]

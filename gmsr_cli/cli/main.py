@@ -49,20 +49,21 @@ class GmsrGroup(click.Group):
     def invoke(self, ctx: click.Context):
         from gmsr_cli import interrupts
 
-        try:
-            with interrupts.handling_signals():
+        with interrupts.handling_signals():
+            try:
                 result = self._invoke_reporting(ctx)
                 # A signal whose KeyboardInterrupt a finalizer swallowed after the last safe point.
                 interrupts.check()
                 return result
-        except KeyboardInterrupt as exc:
-            _interrupted(ctx, interrupts.exit_code(exc) - 128)
-        except BaseException:
-            # Whatever ended the run after a signal (an error raised while stopping), the signal
-            # is what the caller must hear about.
-            if interrupts.received() is not None:
-                _interrupted(ctx, interrupts.received())
-            raise
+            except KeyboardInterrupt as exc:
+                signum = interrupts.exit_code(exc) - 128
+            except BaseException:
+                # Whatever ended the run after a signal (an error raised while stopping), the
+                # signal is what the caller must hear about.
+                if interrupts.received() is None:
+                    raise
+                signum = interrupts.received()
+        _interrupted(ctx, signum)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = []
