@@ -43,8 +43,11 @@ def installed(tmp_path_factory) -> Path:
     for folder in ("gmsr_cli", "weights"):
         shutil.copytree(REPO_ROOT / folder, source / folder, ignore=ignore)
     target = base / "site"
-    done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                           "--target", str(target), str(source)], capture_output=True, text=True, timeout=300)
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(source)]
+    # With the environment's setuptools when it has one (fast, offline), else pip fetches it.
+    done = subprocess.run(command + ["--no-build-isolation"], capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
         pytest.skip(f"cannot build and install the package here: {done.stderr.strip()[-300:]}")
     return target
@@ -87,3 +90,29 @@ def test_installed_package_finds_the_data_folder_from_the_environment(installed,
     listed = _run(installed, tmp_path, ["-m", "gmsr_cli.cli.main", "render", "--list-cameras"],
                   GMSR_DATA_DIR=str(shared_dir / "data"))
     assert len(listed.stdout.split("\n")) > 28 and listed.stderr == ""
+
+
+def test_the_environments_own_gmsr_from_another_folder(tmp_path):
+    """The `gmsr` this environment installed (CI: `pip install .`, not editable) run from elsewhere."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        dist = distribution("gmsr-cli")
+    except PackageNotFoundError:
+        pytest.skip("gmsr-cli is not installed in this environment")
+    direct = json.loads(dist.read_text("direct_url.json") or "{}")
+    if direct.get("dir_info", {}).get("editable"):
+        pytest.skip("this environment's install is editable (it runs the checkout); .ci/run's is not")
+    script = Path(sys.executable).parent / "gmsr"
+    if not script.exists():
+        pytest.skip(f"no gmsr script beside {sys.executable}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GMSR_") and k != "PYTHONPATH"}
+    listed = subprocess.run([str(script), "render", "--list-cameras"], capture_output=True, text=True, env=env,
+                            cwd=tmp_path, timeout=300)
+    assert listed.returncode == 0 and listed.stdout.split() == ["srgb", "cie1964"]
+    assert "GMSR_DATA_DIR" in listed.stderr
+    if (REPO_ROOT.parent / "shared" / "data" / "cameras").is_dir():
+        env["GMSR_DATA_DIR"] = str(REPO_ROOT.parent / "shared" / "data")
+        listed = subprocess.run([str(script), "render", "--list-cameras"], capture_output=True, text=True,
+                                env=env, cwd=tmp_path, timeout=300)
+        assert len(listed.stdout.split("\n")) > 28, listed.stderr
