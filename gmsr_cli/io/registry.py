@@ -173,8 +173,9 @@ def open_cube_writer(path: str | Path, height: int, width: int, wavelengths_nm: 
 
 
 # Free space asked for before a compressed cube is written, as a fraction of its raw size: well
-# below what gzip + shuffle makes of reflectance (about 0.5-0.6 of the raw size on the example
-# photos, `gmsr info` shows the file sizes), so that the check never refuses a cube that fits.
+# below what gzip + shuffle makes of reconstructed reflectance (0.73-0.77 of the raw size for the
+# three example photos with the shipped weights; smooth synthetic cubes reach about 0.57), so that
+# the check never refuses a cube that would fit.
 COMPRESSED_FLOOR = 0.2
 
 
