@@ -1,4 +1,4 @@
-"""Where the data gmsr reads from outside the package lives (CAVE scenes, measured cameras), the same way from a checkout and an install.
+"""Where data read from outside the package lives (CAVE scenes, measured cameras), checkout or install.
 
 What the package needs at run time ships inside it (gmsr_cli/data, the weights). The CAVE scenes
 and the 28 measured camera responses are not ours to ship; they are read from a data folder with

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from gmsr_cli.errors import DiskFullError, OutputError
-from gmsr_cli.io import open_cube_writer, read_cube, write_cube
+from gmsr_cli.io import open_cube_writer, write_cube
 from gmsr_cli.io.cube import Cube
 from gmsr_cli.model.gmsr import GMSRNet
 from gmsr_cli.model.weights import save_weights

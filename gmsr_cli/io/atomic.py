@@ -86,7 +86,8 @@ class AtomicFiles:
         # suffix: libraries that look at the extension (Pillow, scipy) and formats whose files must
         # share a base name (ENVI .hdr + .img) keep working.
         # The host and process id let a later run tell a killed writer's leftovers from a live one's.
-        return final.with_name(f".{final.stem}.{_host()}-{os.getpid()}-{self._token}{extra}.partial{final.suffix}")
+        tag = f"{_host()}-{os.getpid()}-{self._token}"
+        return final.with_name(f".{final.stem}.{tag}{extra}.partial{final.suffix}")
 
     @property
     def path(self) -> Path:
@@ -215,9 +216,10 @@ def atomic_output(final_paths: Path | str | Sequence[Path | str], *, overwrite: 
     KeyboardInterrupt included, the temporary files are removed and existing files under the
     final names are untouched. Raises OutputExistsError when a final path exists and
     `overwrite` is False; DiskFullError at once when `needed_bytes` (the least the output can
-    take) exceed the free space (`size_bytes`, its size or most, goes into messages); a failure of the file system while writing (no space, read
-    only, I/O error) becomes an OutputError (DiskFullError for no space) naming path and cause.
-    Stale temporaries of killed writers in the output folder are removed first.
+    take) exceed the free space (`size_bytes`: its size, or its most when not `size_exact`, for
+    messages). A failure of the file system while writing (no space, read-only, I/O error)
+    becomes an OutputError (DiskFullError for no space) naming the path and the cause. Stale
+    temporaries of killed writers in the output folder are removed first (once per process).
     """
     if isinstance(final_paths, (str, os.PathLike)):
         final_paths = [final_paths]
