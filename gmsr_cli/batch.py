@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 
 from . import interrupts
 from .errors import DeviceError, DiskFullError, GmsrError, explain
+from .io.atomic import output_error
 from .io.registry import DEFAULT_FORMAT, PHOTO_EXTENSIONS, is_photo
 from .model.loading import LoadedModel, load_model
 from .model.weights import DEFAULT_WEIGHTS
@@ -200,6 +201,10 @@ def run_batch(items: Sequence[BatchItem], *, model: LoadedModel | None = None,
                 raise
             except DiskFullError as exc:
                 result = BatchResult(item, "failed", str(exc), time.perf_counter() - start, disk_full=True)
+            except OSError as exc:  # outside the writers: making the output's folder
+                error = output_error(exc, item.output_path) or exc
+                result = BatchResult(item, "failed", str(error), time.perf_counter() - start,
+                                     disk_full=isinstance(error, DiskFullError))
             except GmsrError as exc:
                 result = BatchResult(item, "failed", str(exc), time.perf_counter() - start)
             except Exception as exc:  # one broken photo must not stop the batch, whatever broke

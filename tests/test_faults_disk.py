@@ -218,3 +218,19 @@ def test_read_only_mount_is_one_line(tmpfs):
         pytest.skip(f"cannot remount read-only: {remount.stderr.strip()}")
     with pytest.raises(OutputError, match=f"cannot write {tmpfs / 'cube.h5'}: {tmpfs} is on a read-only file system"):
         write_cube(Cube(_cube(), WL), tmpfs / "cube.h5")
+
+
+def test_batch_stops_when_not_even_a_folder_can_be_made(tmpfs, photos):
+    # The same tmpfs remounted with no free inode: space for data, none for the mirrored folder.
+    remount = subprocess.run(["mount", "-o", "remount,nr_inodes=1", str(tmpfs)], capture_output=True, text=True)
+    if remount.returncode != 0:
+        pytest.skip(f"cannot limit the tmpfs's inodes: {remount.stderr.strip()}")
+    (photos / "sub").mkdir()
+    for name in ("p0.png", "p1.png", "p2.png", "p3.png"):
+        (photos / name).rename(photos / "sub" / name)
+    from gmsr_cli.batch import batch_plan, run_batch
+
+    results = run_batch(batch_plan([photos], tmpfs), weights=photos.parent / "w.safetensors")
+    statuses = [r.status for r in results]
+    assert statuses[0] == "failed" and set(statuses[1:]) == {"not tried"}, [(r.status, r.message) for r in results]
+    assert results[0].message.startswith(f"no space left on {tmpfs} while writing p0.h5"), results[0].message
