@@ -15,7 +15,7 @@ from .errors import DeviceError, GmsrError
 DEFAULT_TILE_PX = 256
 DEFAULT_OVERLAP_PX = 32
 # Tiles grow from --tile up to this many times it, so that a photo needs the fewest tiles at the
-# requested overlap (a 4000 px side: 9 tiles of 474 px instead of 18 of 256), and a photo up to
+# requested overlap (a 4000 px side: 9 tiles of 473 px instead of 18 of 256), and a photo up to
 # twice --tile on a side goes through in one pass; see docs/tiling.md.
 MAX_TILE_FACTOR = 2
 # Tiles per forward pass when not given. On the CPU a batch is no faster than its tiles one by one
@@ -209,7 +209,7 @@ def tiled_forward(model: torch.nn.Module, image: np.ndarray, *, tile_px: int = D
     ``blend_window``. on_rows(y0, block) receives
     (h, W, 31) float32 reflectance blocks, each row once, in order, as soon as no later tile
     touches them; a block is a view into a reused buffer, valid only during the call (copy it to
-    keep it). Memory is about one tile row of the cube (tile_px x W x 31 float32), never the whole
+    keep it). Memory is about one tile row of the cube (tile height x W x 31 float32), never the whole
     cube, except when one tile is the whole image. progress(done, total)
     counts tiles.
     tta averages the outputs of the four flips (none, horizontal, vertical, both).
