@@ -101,7 +101,8 @@ def main() -> None:
     print("|" + "---:|" * 13)
     for (tile, overlap), results in rows.items():
         m = {k: float(np.mean([r[k] for r in results])) for k in results[0]}
-        print(f"| {tile} | {overlap} | {sizes[(tile, overlap)]} | {m['tiles']:.0f} ({m['side']:.0f}) | {m['psnr_whole']:.2f} "
+        print(f"| {tile} | {overlap} | {sizes[(tile, overlap)]} | {m['tiles']:.0f} ({m['side']:.0f}) "
+              f"| {m['psnr_whole']:.2f} "
               f"| {m['mae_whole']:.5f} | {m['max_whole']:.4f} | {m['mrae_truth']:.4f} | {m['mrae_truth_whole']:.4f} "
               f"| {m['psnr_truth']:.2f} | {m['psnr_truth_whole']:.2f} | {m['seconds']:.1f} "
               f"| {m['seconds_whole']:.1f} |")
