@@ -99,6 +99,7 @@ def main() -> None:
     parser.add_argument("--compare", default=None, help="another checkout to time the same way (PYTHONPATH)")
     parser.add_argument("--weights", default=None, help="default: the shipped weights, else random-init")
     parser.add_argument("--no-split", action="store_true", help="wall times only")
+    parser.add_argument("--compare-first", action="store_true", help="run the other checkout first in each pair")
     parser.add_argument("--split-child", nargs=3, metavar=("PHOTO", "OUTPUT", "WEIGHTS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.split_child:
@@ -108,6 +109,8 @@ def main() -> None:
     trees = {"this": str(HERE)}
     if args.compare:
         trees["compare"] = str(Path(args.compare).resolve())
+        if args.compare_first:
+            trees = {"compare": trees["compare"], "this": trees["this"]}
     folder = Path(tempfile.mkdtemp(prefix="gmsr-bench-cli-"))
     try:
         weights, label = weights_argument(args.weights, folder)
