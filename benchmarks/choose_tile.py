@@ -1,12 +1,16 @@
 """Choose the default tile size: tiled against whole-image reconstruction on the CAVE validation scenes.
 
     python benchmarks/choose_tile.py [--weights NAME|PATH] [--settings 128:16,256:32,...] [--device cpu]
+    python benchmarks/choose_tile.py --band [--settings 128:32,160:32,...]
 
 For each validation scene (gmsr_cli.train.data.VAL_SCENES, rendered as 8-bit sRGB photos by
 whole_scene_pair) and each tile/overlap setting, the scene is cropped (top left) to the largest
 size n * tile - (n - 1) * overlap (n >= 2) that fits, so that its tiles overlap by exactly the
 setting's overlap as they do in a large photo (on the uncropped 512 px scenes most settings would
-spread their tiles into much larger overlaps). The crop is reconstructed in one pass and tiled.
+spread their tiles into much larger overlaps) and tiled with tiles of exactly that size
+(max_tile_px = tile). With --band the scenes are not cropped and the tiles are gmsr's default
+plan: between tile and 2 x tile px, the fewest at the overlap, which keeps the overlap within a
+pixel or two of the setting by itself. The crop is reconstructed in one pass and tiled.
 Printed per setting, averaged over the scenes:
   vs whole  PSNR (dB), mean and largest absolute difference of the tiled cube against the one-pass
             cube: how much tiling changes the result (inf / 0 = identical);
@@ -50,6 +54,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-tiles", type=int, default=None)
     parser.add_argument("--scenes", type=int, default=None, help="use only the first N validation scenes")
+    parser.add_argument("--band", action="store_true",
+                        help="gmsr's plan (tiles from TILE to 2 x TILE px) on the whole scenes")
     args = parser.parse_args()
 
     model = api.load_model(args.weights, device=args.device)
@@ -61,22 +67,26 @@ def main() -> None:
     for path in paths:
         rgb_full, truth_full = whole_scene_pair(path)
         for tile, overlap in settings:
-            size = sizes[(tile, overlap)] = crop_size(tile, overlap, min(rgb_full.shape[:2]))
+            limit = min(rgb_full.shape[:2])
+            size = sizes[(tile, overlap)] = limit if args.band else crop_size(tile, overlap, limit)
+            max_tile = None if args.band else tile
             rgb, truth = rgb_full[:size, :size], truth_full[:size, :size]
             start = time.perf_counter()
             whole = reconstruct_array(model.module, rgb, tile_px=0, overlap_px=0, device=model.device)
             whole_seconds = time.perf_counter() - start
             start = time.perf_counter()
             tiled = reconstruct_array(model.module, rgb, tile_px=tile, overlap_px=overlap, device=model.device,
-                                      batch_tiles=args.batch_tiles)
+                                      batch_tiles=args.batch_tiles, max_tile_px=max_tile)
             seconds = time.perf_counter() - start
             vs_whole = compute_metrics(tiled, whole)  # PSNR only: MRAE needs a positive reference
             whole_truth = compute_metrics(whole, truth)
             vs_truth = compute_metrics(tiled, truth)
             diff = np.abs(tiled - whole)
-            n_tiles = sum(len(r) for r in plan_tiles(size, size, tile, overlap))
+            plan = plan_tiles(size, size, tile, overlap, max_tile)
+            n_tiles = sum(len(r) for r in plan)
+            tile_side = plan[0][0].width
             rows[(tile, overlap)].append({
-                "tiles": n_tiles, "psnr_whole": vs_whole["psnr"], "mae_whole": float(diff.mean()),
+                "tiles": n_tiles, "side": tile_side, "psnr_whole": vs_whole["psnr"], "mae_whole": float(diff.mean()),
                 "max_whole": float(diff.max()), "mrae_truth_whole": whole_truth["mrae"],
                 "mrae_truth": vs_truth["mrae"], "psnr_truth_whole": whole_truth["psnr"],
                 "psnr_truth": vs_truth["psnr"], "seconds_whole": whole_seconds, "seconds": seconds})
@@ -85,13 +95,14 @@ def main() -> None:
                   f"{seconds:.1f} s (one pass {whole_seconds:.1f} s)", flush=True)
 
     print(f"\nweights {name}; {len(paths)} validation scenes ({', '.join(p.stem for p in paths)}); "
-          f"device {model.device}\n")
-    print("| tile | overlap | crop px | tiles | vs whole PSNR dB | vs whole mean abs | vs whole max abs "
+          f"device {model.device}; plan: {'band (tile..2 x tile)' if args.band else 'fixed tiles'}\n")
+    print("| tile | overlap | crop px | tiles (side px) | vs whole PSNR dB | vs whole mean abs | vs whole max abs "
           "| MRAE tiled | MRAE one pass | PSNR tiled | PSNR one pass | s tiled | s one pass |")
     print("|" + "---:|" * 13)
     for (tile, overlap), results in rows.items():
         m = {k: float(np.mean([r[k] for r in results])) for k in results[0]}
-        print(f"| {tile} | {overlap} | {sizes[(tile, overlap)]} | {m['tiles']:.0f} | {m['psnr_whole']:.2f} "
+        print(f"| {tile} | {overlap} | {sizes[(tile, overlap)]} | {m['tiles']:.0f} ({m['side']:.0f}) "
+              f"| {m['psnr_whole']:.2f} "
               f"| {m['mae_whole']:.5f} | {m['max_whole']:.4f} | {m['mrae_truth']:.4f} | {m['mrae_truth_whole']:.4f} "
               f"| {m['psnr_truth']:.2f} | {m['psnr_truth_whole']:.2f} | {m['seconds']:.1f} "
               f"| {m['seconds_whole']:.1f} |")

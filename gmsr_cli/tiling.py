@@ -14,6 +14,10 @@ from .errors import DeviceError, GmsrError
 # Chosen by benchmarks/choose_tile.py on the CAVE validation scenes; see docs/tiling.md.
 DEFAULT_TILE_PX = 256
 DEFAULT_OVERLAP_PX = 32
+# Tiles grow from --tile up to this many times it, so that a photo needs the fewest tiles at the
+# requested overlap (a 4000 px side: 9 tiles of 473 px instead of 18 of 256), and a photo up to
+# twice --tile on a side goes through in one pass; see docs/tiling.md.
+MAX_TILE_FACTOR = 2
 # Tiles per forward pass when not given. On the CPU a batch is no faster than its tiles one by one
 # and each 256 px tile costs about 350 MB, so 1; on a GPU batches keep the device busy.
 DEFAULT_BATCH_TILES = {"cpu": 1, "cuda": 8}
@@ -64,31 +68,47 @@ def check_tile_options(tile_px: int, overlap_px: int, batch_tiles: int = 1) -> N
         raise GmsrError(f"--batch-tiles {batch_tiles}: must be 1 or more")
 
 
-def _axis_spans(length: int, tile_px: int, overlap_px: int) -> list[tuple[int, int]]:
-    """[start, end) spans covering 0..length, all of the same size min(tile_px, length), with
-    consecutive spans overlapping by at least overlap_px. The starts are spread evenly so that the
-    last span ends at the border instead of being clipped: every tile has the same shape, so a
-    batch needs no padding (padding would change the network's per-tile normalisation)."""
-    if tile_px <= 0 or tile_px >= length:
+def _axis_spans(length: int, tile_px: int, overlap_px: int, max_tile_px: int) -> list[tuple[int, int]]:
+    """[start, end) spans covering 0..length, all of one size between tile_px and max_tile_px, with
+    consecutive spans overlapping by at least overlap_px; the whole axis when it is at most
+    max_tile_px. The count is the least that covers the axis with spans of at most max_tile_px, and
+    the size the least that covers it with that count: the overlap stays close to overlap_px
+    instead of growing to fill the axis. The starts are spread evenly so that the last span ends at
+    the border instead of being clipped: every tile has the same shape, so a batch needs no padding
+    (padding would change the network's per-tile normalisation)."""
+    if tile_px <= 0 or length <= max(tile_px, max_tile_px):
         return [(0, length)]
-    stride = tile_px - overlap_px
-    count = max(2, math.ceil((length - overlap_px) / stride))
-    starts = [round(i * (length - tile_px) / (count - 1)) for i in range(count)]
-    return [(s, s + tile_px) for s in starts]
+    count = math.ceil((length - overlap_px) / (max_tile_px - overlap_px))  # >= 2: length > max_tile_px
+    size = max(tile_px, math.ceil((length + (count - 1) * overlap_px) / count))
+    starts = [round(i * (length - size) / (count - 1)) for i in range(count)]
+    return [(s, s + size) for s in starts]
 
 
-def plan_tiles(height: int, width: int, tile_px: int, overlap_px: int) -> list[list[Tile]]:
+def max_tile_for(tile_px: int) -> int:
+    """The largest tile side (px) the plan uses for ``--tile tile_px``: MAX_TILE_FACTOR times it."""
+    return MAX_TILE_FACTOR * tile_px
+
+
+def plan_tiles(height: int, width: int, tile_px: int, overlap_px: int,
+               max_tile_px: int | None = None) -> list[list[Tile]]:
     """The tiles of an image, as tile rows top to bottom, each row left to right.
 
-    ``tile_px`` 0, or at least the image's height and width, gives one tile: the whole image.
-    Tiles are min(tile_px, side) pixels on each side, overlap by at least ``overlap_px`` and carry
-    their ramp widths (the actual overlap with each neighbour).
+    Along each axis the side is covered by one tile when it is at most ``max_tile_px`` (default
+    max_tile_for(tile_px), i.e. 2 x tile_px), else by the fewest tiles of at most ``max_tile_px``
+    that overlap by at least ``overlap_px``, all of one size between ``tile_px`` and
+    ``max_tile_px`` (the least that covers the side with that count). ``tile_px`` 0 gives one
+    tile: the whole image; ``max_tile_px`` = ``tile_px`` gives tiles of exactly ``tile_px``. Every
+    tile has the same shape and carries its ramp widths (the actual overlap with each neighbour).
     """
     if height < 1 or width < 1:
         raise ValueError(f"image size must be positive, got {height} x {width}")
     check_tile_options(tile_px, overlap_px)
-    ys = _axis_spans(height, tile_px, overlap_px)
-    xs = _axis_spans(width, tile_px, overlap_px)
+    if max_tile_px is None:
+        max_tile_px = max_tile_for(tile_px)
+    if tile_px and max_tile_px < tile_px:
+        raise ValueError(f"max_tile_px {max_tile_px} is below tile_px {tile_px}")
+    ys = _axis_spans(height, tile_px, overlap_px, max_tile_px)
+    xs = _axis_spans(width, tile_px, overlap_px, max_tile_px)
 
     def ramps(spans: list[tuple[int, int]], i: int) -> tuple[int, int]:
         before = spans[i - 1][1] - spans[i][0] if i > 0 else 0
@@ -177,18 +197,20 @@ def _oom_error(device: torch.device, tile_px: int, batch_tiles: int) -> DeviceEr
 def tiled_forward(model: torch.nn.Module, image: np.ndarray, *, tile_px: int = DEFAULT_TILE_PX,
                   overlap_px: int = DEFAULT_OVERLAP_PX, batch_tiles: int | None = None,
                   device: torch.device | str | None = None, tta: bool = False,
-                  on_rows: RowsCallback, progress: ProgressCallback | None = None) -> None:
+                  on_rows: RowsCallback, progress: ProgressCallback | None = None,
+                  max_tile_px: int | None = None) -> None:
     """Reconstruct ``image`` tile by tile and hand finished rows to ``on_rows`` top to bottom.
 
     image: (H, W, 3) RGB, float32 in [0, 1] (uint8 and uint16 are scaled per tile, which keeps the
     input at 1-2 bytes per value). model: GMSR-Net in eval mode; device: where it lives (default:
     its parameters' device). Tiles of one tile row go through the network ``batch_tiles`` at a
-    time (None: default_batch_tiles(device)); overlapping outputs are blended with
+    time (None: default_batch_tiles(device)); the tiles are plan_tiles(H, W, tile_px, overlap_px,
+    max_tile_px), between tile_px and 2 x tile_px on a side; overlapping outputs are blended with
     ``blend_window``. on_rows(y0, block) receives
     (h, W, 31) float32 reflectance blocks, each row once, in order, as soon as no later tile
     touches them; a block is a view into a reused buffer, valid only during the call (copy it to
-    keep it). Memory is about one tile row of the cube (tile_px x W x 31 float32), never the whole
-    cube, except with tile_px 0 where the one tile is the whole image. progress(done, total)
+    keep it). Memory is about one tile row of the cube (tile height x W x 31 float32), never the whole
+    cube, except when one tile is the whole image. progress(done, total)
     counts tiles.
     tta averages the outputs of the four flips (none, horizontal, vertical, both).
     """
@@ -201,7 +223,7 @@ def tiled_forward(model: torch.nn.Module, image: np.ndarray, *, tile_px: int = D
         batch_tiles = default_batch_tiles(device)
     check_tile_options(tile_px, overlap_px, batch_tiles)
     height, width = image.shape[:2]
-    rows = plan_tiles(height, width, tile_px, overlap_px)
+    rows = plan_tiles(height, width, tile_px, overlap_px, max_tile_px)
     total = sum(len(r) for r in rows)
     done = 0
     # Weighted sums and weight sums over the rows of the current tile row, [y0, y0 + tile height):
@@ -247,7 +269,7 @@ def tiled_forward(model: torch.nn.Module, image: np.ndarray, *, tile_px: int = D
 def reconstruct_array(model: torch.nn.Module, image: np.ndarray, *, tile_px: int = DEFAULT_TILE_PX,
                       overlap_px: int = DEFAULT_OVERLAP_PX, batch_tiles: int | None = None,
                       device: torch.device | str | None = None, tta: bool = False,
-                      progress: ProgressCallback | None = None) -> np.ndarray:
+                      progress: ProgressCallback | None = None, max_tile_px: int | None = None) -> np.ndarray:
     """The whole (H, W, 31) float32 cube of ``image`` in memory (tiled_forward's rows collected);
     for small images, notebooks, tests and evaluation."""
     height, width = image.shape[:2]
@@ -257,5 +279,5 @@ def reconstruct_array(model: torch.nn.Module, image: np.ndarray, *, tile_px: int
         cube[y0:y0 + block.shape[0]] = block
 
     tiled_forward(model, image, tile_px=tile_px, overlap_px=overlap_px, batch_tiles=batch_tiles,
-                  device=device, tta=tta, on_rows=keep, progress=progress)
+                  device=device, tta=tta, on_rows=keep, progress=progress, max_tile_px=max_tile_px)
     return cube

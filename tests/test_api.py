@@ -74,13 +74,14 @@ def test_an_interrupted_run_leaves_nothing_and_keeps_the_old_output(model, photo
         path.write_bytes(b"old " + path.name.encode())
     before = sorted(os.listdir(tmp_path))
 
+    # --tile 8: 2 x 2 tiles (a 24 x 20 photo is one tile at --tile 16, whose band reaches 32 px).
     def stop_after_two(done, total):
         assert total > 2
         if done == 2:
             raise interrupt()
 
     with pytest.raises(interrupt):
-        api.reconstruct_file(photo, out, model=model, tile_px=16, overlap_px=4, overwrite=True,
+        api.reconstruct_file(photo, out, model=model, tile_px=8, overlap_px=4, overwrite=True,
                              progress=stop_after_two)
     assert sorted(os.listdir(tmp_path)) == before
     for path in finals:
@@ -88,7 +89,7 @@ def test_an_interrupted_run_leaves_nothing_and_keeps_the_old_output(model, photo
     for path in finals:
         path.unlink()
     with pytest.raises(interrupt):
-        api.reconstruct_file(photo, out, model=model, tile_px=16, overlap_px=4, progress=stop_after_two)
+        api.reconstruct_file(photo, out, model=model, tile_px=8, overlap_px=4, progress=stop_after_two)
     assert sorted(os.listdir(tmp_path)) == ["photo.png"]
 
 

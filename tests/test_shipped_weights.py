@@ -21,10 +21,13 @@ def test_both_camera_models_ship_with_cards():
 def test_evaluate_reproduces_the_srgb_card(shared_dir, gmsr):
     report = json.loads(gmsr("evaluate", "--weights", "gmsr-cave-srgb", "--baseline", "--json", code=0).output)
     _, info = read_weights("gmsr-cave-srgb")
+    # The default tiles run the 512 x 512 scenes whole, as the training run's validation did; the
+    # card's val_metrics and band RMSE were made with fixed 256 px tiles, within 0.3% (per band 2.2%).
     for key in ("mrae", "rmse", "psnr", "sam"):
-        assert report["mean"][key] == pytest.approx(info.card["val_metrics"][key], rel=1e-4)
+        assert report["mean"][key] == pytest.approx(info.card["training_metrics_whole_image"][key], rel=1e-4)
+        assert report["mean"][key] == pytest.approx(info.card["val_metrics"][key], rel=5e-3)
         assert report["baseline_mean"][key] == pytest.approx(info.card["baseline_val_metrics"][key], rel=1e-4)
-    assert report["band_rmse"] == pytest.approx(info.card["val_band_rmse"], rel=1e-4)
+    assert report["band_rmse"] == pytest.approx(info.card["val_band_rmse"], rel=3e-2)
     assert report["baseline_band_rmse"] == pytest.approx(info.card["baseline_val_band_rmse"], rel=1e-4)
 
 
@@ -36,7 +39,8 @@ def test_evaluate_reproduces_the_srgb_cards_training_scene_numbers(shared_dir, g
     assert len(report["scenes"]) == 20
     _, info = read_weights("gmsr-cave-srgb")
     for key in ("mrae", "rmse", "psnr", "sam"):
-        assert report["mean"][key] == pytest.approx(info.card["train_scene_metrics"][key], rel=1e-4)
+        # Made with fixed 256 px tiles; the default now runs these 512 px scenes whole (within 0.7%).
+        assert report["mean"][key] == pytest.approx(info.card["train_scene_metrics"][key], rel=1e-2)
         assert report["baseline_mean"][key] == pytest.approx(info.card["baseline_train_scene_metrics"][key], rel=1e-4)
 
 

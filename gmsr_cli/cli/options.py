@@ -38,7 +38,9 @@ def _device(ctx: click.Context, param: click.Parameter, value: str) -> str:
 tile_option: Decorator = click.option(
     "--tile", "tile_px", type=int, default=DEFAULT_TILE_PX, show_default=True, metavar="PX",
     callback=_non_negative,
-    help="Tile size in pixels; 0 runs the whole image in one pass (needs memory for the whole cube).")
+    help="Smallest tile side in pixels: tiles grow up to twice it, the fewest that keep the overlap, and "
+         "an image up to twice it on a side runs in one pass; 0 always runs the whole image in one pass "
+         "(needs memory for the whole cube).")
 overlap_option: Decorator = click.option(
     "--overlap", "overlap_px", type=int, default=DEFAULT_OVERLAP_PX, show_default=True, metavar="PX",
     callback=_non_negative, help="Minimum overlap of neighbouring tiles, blended so that no seam shows.")
