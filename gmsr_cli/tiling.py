@@ -14,10 +14,15 @@ from .errors import DeviceError, GmsrError
 # Chosen by benchmarks/choose_tile.py on the CAVE validation scenes; see docs/tiling.md.
 DEFAULT_TILE_PX = 256
 DEFAULT_OVERLAP_PX = 32
-# Tiles grow from --tile up to this many times it, so that a photo needs the fewest tiles at the
-# requested overlap (a 4000 px side: 9 tiles of 473 px instead of 18 of 256), and a photo up to
-# twice --tile on a side goes through in one pass; see docs/tiling.md.
-MAX_TILE_FACTOR = 2
+# A side up to this many times --tile goes through in one pass (one pass is the quality reference,
+# and a 512 x 512 photo costs 2.25x fewer network pixels than 3 x 3 tiles of 256); see docs/tiling.md.
+SINGLE_PASS_FACTOR = 2
+# Longer sides take the fewest tiles of at most this many times --tile at the requested overlap.
+# 1 (tiles of --tile) for now: the band plan (2: a 4000 px side in 9 tiles of 473 px instead of
+# 18 of 256, 1.13x the photo's pixels instead of 1.38x) measured 17% SLOWER end to end at
+# 4000 x 3000 on the loaded 2-core machine (docs/performance.md); it stays available as
+# ``max_tile_px`` until a quiet benchmark settles it.
+MAX_TILE_FACTOR = 1
 # Tiles per forward pass when not given. On the CPU a batch is no faster than its tiles one by one
 # and each 256 px tile costs about 350 MB, so 1; on a GPU batches keep the device busy.
 DEFAULT_BATCH_TILES = {"cpu": 1, "cuda": 8}
@@ -68,15 +73,16 @@ def check_tile_options(tile_px: int, overlap_px: int, batch_tiles: int = 1) -> N
         raise GmsrError(f"--batch-tiles {batch_tiles}: must be 1 or more")
 
 
-def _axis_spans(length: int, tile_px: int, overlap_px: int, max_tile_px: int) -> list[tuple[int, int]]:
+def _axis_spans(length: int, tile_px: int, overlap_px: int, max_tile_px: int,
+                single_pass_px: int) -> list[tuple[int, int]]:
     """[start, end) spans covering 0..length, all of one size between tile_px and max_tile_px, with
     consecutive spans overlapping by at least overlap_px; the whole axis when it is at most
-    max_tile_px. The count is the least that covers the axis with spans of at most max_tile_px, and
+    single_pass_px. The count is the least that covers the axis with spans of at most max_tile_px, and
     the size the least that covers it with that count: the overlap stays close to overlap_px
     instead of growing to fill the axis. The starts are spread evenly so that the last span ends at
     the border instead of being clipped: every tile has the same shape, so a batch needs no padding
     (padding would change the network's per-tile normalisation)."""
-    if tile_px <= 0 or length <= max(tile_px, max_tile_px):
+    if tile_px <= 0 or length <= max(tile_px, max_tile_px, single_pass_px):
         return [(0, length)]
     count = math.ceil((length - overlap_px) / (max_tile_px - overlap_px))  # >= 2: length > max_tile_px
     size = max(tile_px, math.ceil((length + (count - 1) * overlap_px) / count))
@@ -85,7 +91,8 @@ def _axis_spans(length: int, tile_px: int, overlap_px: int, max_tile_px: int) ->
 
 
 def max_tile_for(tile_px: int) -> int:
-    """The largest tile side (px) the plan uses for ``--tile tile_px``: MAX_TILE_FACTOR times it."""
+    """The largest tile side (px) the default plan uses for ``--tile tile_px`` on a side longer than
+    one pass takes: MAX_TILE_FACTOR times it."""
     return MAX_TILE_FACTOR * tile_px
 
 
@@ -93,8 +100,9 @@ def plan_tiles(height: int, width: int, tile_px: int, overlap_px: int,
                max_tile_px: int | None = None) -> list[list[Tile]]:
     """The tiles of an image, as tile rows top to bottom, each row left to right.
 
-    Along each axis the side is covered by one tile when it is at most ``max_tile_px`` (default
-    max_tile_for(tile_px), i.e. 2 x tile_px), else by the fewest tiles of at most ``max_tile_px``
+    Along each axis the side is covered by one tile when it is at most SINGLE_PASS_FACTOR x tile_px
+    (with ``max_tile_px`` given: at most ``max_tile_px``), else by the fewest tiles of at most
+    ``max_tile_px`` (default max_tile_for(tile_px))
     that overlap by at least ``overlap_px``, all of one size between ``tile_px`` and
     ``max_tile_px`` (the least that covers the side with that count). ``tile_px`` 0 gives one
     tile: the whole image; ``max_tile_px`` = ``tile_px`` gives tiles of exactly ``tile_px``. Every
@@ -104,11 +112,13 @@ def plan_tiles(height: int, width: int, tile_px: int, overlap_px: int,
         raise ValueError(f"image size must be positive, got {height} x {width}")
     check_tile_options(tile_px, overlap_px)
     if max_tile_px is None:
-        max_tile_px = max_tile_for(tile_px)
+        max_tile_px, single_pass_px = max_tile_for(tile_px), SINGLE_PASS_FACTOR * tile_px
+    else:
+        single_pass_px = max_tile_px
     if tile_px and max_tile_px < tile_px:
         raise ValueError(f"max_tile_px {max_tile_px} is below tile_px {tile_px}")
-    ys = _axis_spans(height, tile_px, overlap_px, max_tile_px)
-    xs = _axis_spans(width, tile_px, overlap_px, max_tile_px)
+    ys = _axis_spans(height, tile_px, overlap_px, max_tile_px, single_pass_px)
+    xs = _axis_spans(width, tile_px, overlap_px, max_tile_px, single_pass_px)
 
     def ramps(spans: list[tuple[int, int]], i: int) -> tuple[int, int]:
         before = spans[i - 1][1] - spans[i][0] if i > 0 else 0

@@ -7,9 +7,11 @@ import torch
 from gmsr_cli.errors import GmsrError
 from gmsr_cli.model.gmsr import GMSRNet
 from gmsr_cli.tiling import (
+    SINGLE_PASS_FACTOR,
     blend_ramp,
     blend_window,
     check_tile_options,
+    max_tile_for,
     plan_tiles,
     reconstruct_array,
     tiled_forward,
@@ -61,12 +63,13 @@ def test_plan_covers_every_pixel_with_equal_tiles_in_the_band(height, width, til
     assert len(shapes) == 1  # same shape: batches need no padding
     (tile_h, tile_w), = shapes
     for side, length, n in ((tile_h, height, len(rows)), (tile_w, width, len(rows[0]))):
-        if length <= 2 * tile:
+        if length <= SINGLE_PASS_FACTOR * tile:
             assert (side, n) == (length, 1)  # a side up to twice the tile goes in one piece
         else:
-            assert tile <= side <= 2 * tile
+            largest = max_tile_for(tile)
+            assert tile <= side <= largest
             # The fewest tiles: one less, even at the largest size, cannot cover the side.
-            assert (n - 1) * 2 * tile - (n - 2) * overlap < length
+            assert (n - 1) * largest - (n - 2) * overlap < length
     ys = [row[0] for row in rows]
     for a, b in zip(ys, ys[1:]):
         assert a.y1 - b.y0 >= overlap and b.ramp_top == a.ramp_bottom == a.y1 - b.y0
@@ -76,10 +79,16 @@ def test_plan_covers_every_pixel_with_equal_tiles_in_the_band(height, width, til
     assert rows[-1][-1].ramp_bottom == rows[-1][-1].ramp_right == 0
 
 
-def test_plan_wastes_few_pixels_on_a_large_photo():
-    # 4000 x 3000 at the defaults: 7 x 9 tiles of 456 x 473 px overlapping by 32-33 px, 1.13x the
-    # photo's pixels (equal 256 px tiles took 14 x 18 tiles, 1.38x).
+def test_the_default_plan_keeps_tiles_of_the_tile_above_one_pass():
     rows = plan_tiles(3000, 4000, 256, 32)
+    assert {(t.height, t.width) for row in rows for t in row} == {(256, 256)}
+    assert len(plan_tiles(512, 512, 256, 32)) == 1  # up to twice --tile: one pass
+
+
+def test_the_band_plan_wastes_few_pixels_on_a_large_photo():
+    # 4000 x 3000, tiles of 256 to 512 px: 7 x 9 tiles of 456 x 473 px overlapping by 32-33 px,
+    # 1.13x the photo's pixels (equal 256 px tiles, the default for now: 14 x 18 tiles, 1.38x).
+    rows = plan_tiles(3000, 4000, 256, 32, max_tile_px=512)
     t = rows[0][0]
     assert (len(rows), len(rows[0]), t.height, t.width) == (7, 9, 456, 473)
     assert len(rows) * len(rows[0]) * t.height * t.width <= 1.15 * 3000 * 4000
@@ -163,7 +172,7 @@ def test_no_visible_seam_with_overlap(which, request):
     # The band plan: 2 x 2 tiles of 58 px (from --tile 40) overlapping by exactly 20 px, about as
     # much as the fixed tiles above (3 x 48 px spread over 96 overlap by 24 px). Measured 2.0x and
     # 3.6x the interior; with 16 px of overlap on these tiny tiles it is 3.0x and 5.9x.
-    seam_band, inner_band = seam_ratio_and_jump(net, 40, 20)
+    seam_band, inner_band = seam_ratio_and_jump(net, 40, 20, max_tile=80)
     assert seam_band <= 4 * inner_band, (seam_band, inner_band)
     assert seam_band * 30 < seam_cut, (seam_band, seam_cut)
 
@@ -181,8 +190,9 @@ def test_rows_are_streamed_in_order_in_blocks_no_taller_than_a_tile(model):
                   progress=lambda done, total: progress.append((done, total)))
     starts = [y0 for y0, _ in blocks]
     assert starts[0] == 0 and starts == sorted(starts)
-    tile_h = plan_tiles(120, 40, 48, 8)[0][0].height  # 64: 2 tiles in the band 48..96
-    assert all(b.shape[0] <= tile_h for _, b in blocks) and len(blocks) == 2
+    rows = plan_tiles(120, 40, 48, 8)  # 3 tile rows of 48 px
+    tile_h = rows[0][0].height
+    assert all(b.shape[0] <= tile_h for _, b in blocks) and len(blocks) == len(rows) == 3
     assert sum(b.shape[0] for _, b in blocks) == 120
     assert all(a + ba.shape[0] == b for (a, ba), (b, _) in zip(blocks, blocks[1:]))
     total = sum(len(r) for r in plan_tiles(120, 40, 48, 8))
