@@ -9,11 +9,9 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .defaults import DEFAULT_OVERLAP_PX, DEFAULT_TILE_PX  # noqa: F401  (re-exported)
 from .errors import DeviceError, GmsrError
 
-# Chosen by benchmarks/choose_tile.py on the CAVE validation scenes; see docs/tiling.md.
-DEFAULT_TILE_PX = 256
-DEFAULT_OVERLAP_PX = 32
 # A side up to this many times --tile goes through in one pass (one pass is the quality reference,
 # and a 512 x 512 photo costs 2.25x fewer network pixels than 3 x 3 tiles of 256); see docs/tiling.md.
 SINGLE_PASS_FACTOR = 2

@@ -37,6 +37,18 @@ def test_help_and_version_import_nothing_heavy():
     assert _heavy_imports("--version") == []
 
 
+def test_every_commands_help_imports_no_torch():
+    """`gmsr COMMAND --help` too: the defaults it shows live in gmsr_cli/defaults.py, not beside torch."""
+    code = ("import sys; from gmsr_cli.cli.main import cli, COMMAND_MODULES\n"
+            "for name in COMMAND_MODULES:\n"
+            "    try:\n        cli.main([name, '--help'], prog_name='gmsr', standalone_mode=False)\n"
+            "    except SystemExit:\n        pass\n"
+            "print(sorted(m for m in ('torch', 'numba') if m in sys.modules), file=sys.stderr)")
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0 and done.stderr.strip().splitlines()[-1] == "[]", done.stderr
+
+
 def test_help_lists_every_command_with_its_own_short_help():
     out = CliRunner().invoke(cli, ["--help"]).output
     for name in COMMAND_MODULES:

@@ -9,9 +9,8 @@ from typing import Any, Callable
 import click
 
 from gmsr_cli.io import FORMAT_NAMES
-from gmsr_cli.model.weights import DEFAULT_WEIGHTS
+from gmsr_cli.defaults import DEFAULT_OVERLAP_PX, DEFAULT_TILE_PX, DEFAULT_WEIGHTS
 from gmsr_cli.scan.registry import BACKEND_NAMES, backend_help
-from gmsr_cli.tiling import DEFAULT_OVERLAP_PX, DEFAULT_TILE_PX
 
 Decorator = Callable[[Callable], Callable]
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import torch
 
+from ..defaults import DEFAULT_WEIGHTS  # noqa: F401  (re-exported: the name's home for the library)
 from ..errors import WeightsError
 
-DEFAULT_WEIGHTS = "gmsr-cave-srgb"
 CARD_KEY = "gmsr_card"
 _SAFETENSORS_MAGIC_MAX_HEADER = 100 * 1024 * 1024
 _WRAPPER_KEYS = ("state_dict", "model", "params", "net")
