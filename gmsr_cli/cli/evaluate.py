@@ -6,7 +6,8 @@ import json
 
 import click
 
-from gmsr_cli.cli.options import backend_option, device_option, overlap_option, tile_option, tta_option
+from gmsr_cli.cli.options import (backend_option, device_option, exact_colour_option, overlap_option, tile_option,
+                                  tta_option)
 
 
 @click.command("evaluate")
@@ -27,10 +28,11 @@ from gmsr_cli.cli.options import backend_option, device_option, overlap_option, 
 @tile_option
 @overlap_option
 @tta_option
+@exact_colour_option
 @device_option
 @backend_option
 def command(scenes, weights, rgb_images, camera, baseline, data_dir, split, per_band, as_json, tile_px, overlap_px, tta,
-            device, backend):
+            exact_colour, device, backend):
     """Reconstruct whole SCENES (cube files) and report MRAE, RMSE, PSNR and SAM.
 
     The RGB input is rendered from each cube by the weights' camera model as an 8-bit photo and
@@ -61,12 +63,13 @@ def command(scenes, weights, rgb_images, camera, baseline, data_dir, split, per_
             err.print(f"[dim]{row['scene']}: {row['seconds']} s[/dim]")
 
     result = evaluate(model, paths, rgb_images=list(rgb_images) or None, camera=camera, tile_px=tile_px,
-                      overlap_px=overlap_px, tta=tta, baseline=baseline, data_dir=data_dir, on_scene=on_scene)
+                      overlap_px=overlap_px, tta=tta, baseline=baseline, data_dir=data_dir,
+                      exact_colour=exact_colour, on_scene=on_scene)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
     table = Table(title=f"{result['weights']} (camera {result['camera']}, tile {tile_px}, overlap {overlap_px}"
-                  f"{', TTA' if tta else ''})")
+                  f"{', TTA' if tta else ''}{', exact colour' if result['exact_colour'] else ''})")
     table.add_column("scene")
     table.add_column("method")
     for name in ("MRAE", "RMSE", "PSNR dB", "SAM deg"):
