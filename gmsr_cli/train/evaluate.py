@@ -41,7 +41,7 @@ def evaluate(model, scenes: Sequence[str | Path], *, rgb_images: Sequence[str | 
              camera: str | None = None, tile_px: int = DEFAULT_TILE_PX, overlap_px: int = DEFAULT_OVERLAP_PX,
              batch_tiles: int | None = None, tta: bool = False, baseline: bool = False,
              data_dir: str | Path | None = None, exact_colour: bool | None = DEFAULT_EXACT_COLOUR,
-             on_scene: Callable[[dict], None] | None = None) -> dict:
+             charts: bool = False, on_scene: Callable[[dict], None] | None = None) -> dict:
     """Score ``model`` (an api.LoadedModel) on whole cubes.
 
     scenes: cube files (CAVE .h5, or any cube gmsr reads, resampled to 400-700 nm). The RGB input is
@@ -52,6 +52,7 @@ def evaluate(model, scenes: Sequence[str | Path], *, rgb_images: Sequence[str | 
     network's cube to the input photo's colour through the weights' camera (as gmsr reconstruct does;
     None: as the weights' card says);
     the baseline is scored as it predicts. The result records the most negative value of the cubes.
+    ``charts``: also score both methods on the spectral check charts (train/charts.py) as "charts".
     """
     from ..io import read_rgb
 
@@ -59,7 +60,7 @@ def evaluate(model, scenes: Sequence[str | Path], *, rgb_images: Sequence[str | 
         raise DataError(f"got {len(rgb_images)} RGB images for {len(scenes)} scenes; give one per scene, in order")
     camera = camera or model.camera
     exact_colour = resolve_exact_colour(exact_colour, model)
-    fitted = fit_baseline(camera, data_dir) if baseline else None
+    fitted = fit_baseline(camera, data_dir) if baseline or charts else None
     rows = []
     for i, scene in enumerate(scenes):
         start = time.perf_counter()
@@ -79,7 +80,7 @@ def evaluate(model, scenes: Sequence[str | Path], *, rgb_images: Sequence[str | 
         acc.update(rec, cube)
         row = {"scene": Path(scene).stem, "model": acc.result(), "model_band_rmse": acc.band_rmse(),
                "min_value": float(rec.min()), "seconds": round(time.perf_counter() - start, 2)}
-        if fitted is not None:
+        if baseline:
             acc = MetricAccumulator()
             acc.update(fitted.predict(rgb), cube)
             row["baseline"] = acc.result()
@@ -99,7 +100,11 @@ def evaluate(model, scenes: Sequence[str | Path], *, rgb_images: Sequence[str | 
         "wavelengths_nm": [float(w) for w in spectra.WAVELENGTHS_NM],
         "band_rmse": _band_rmse_mean([r["model_band_rmse"] for r in rows]),
     }
-    if fitted is not None:
+    if charts:
+        from .charts import evaluate_charts
+
+        result["charts"] = evaluate_charts(model, fitted, camera=camera, exact_colour=exact_colour)
+    if baseline:
         result["baseline"] = "root-polynomial degree 2 (linear RGB), least squares on the CAVE training scenes"
         result["baseline_mean"] = _mean([r["baseline"] for r in rows])
         result["baseline_band_rmse"] = _band_rmse_mean([r["baseline_band_rmse"] for r in rows])
