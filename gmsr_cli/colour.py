@@ -17,8 +17,9 @@ from .errors import InputImageError
 DEFAULT_EXACT_COLOUR = None
 CARD_KEY = "exact_colour"
 
-# Rows corrected at a time by correct_cube: bounds the float64 temporaries to about 64 * W * 31 * 8 bytes.
-_BLOCK_ROWS = 64
+# Pixels corrected at a time by correct_cube: bounds its float64 temporaries to about 2**18 * 31 * 8
+# bytes (64 MB) whatever the width of the photo.
+_BLOCK_PIXELS = 2 ** 18
 
 
 def resolve_exact_colour(exact_colour: bool | None, model) -> bool:
@@ -79,8 +80,9 @@ def correct_block(cube: np.ndarray, photo: np.ndarray, camera: str) -> np.ndarra
 
 def correct_cube(cube: np.ndarray, photo: np.ndarray, camera: str) -> np.ndarray:
     """correct_block applied in place to a whole (H, W, 31) float cube, a few rows at a time; returns ``cube``."""
-    for y0 in range(0, cube.shape[0], _BLOCK_ROWS):
-        y1 = min(y0 + _BLOCK_ROWS, cube.shape[0])
+    step = max(1, _BLOCK_PIXELS // max(1, cube.shape[1]))
+    for y0 in range(0, cube.shape[0], step):
+        y1 = min(y0 + step, cube.shape[0])
         cube[y0:y1] = correct_block(cube[y0:y1], photo[y0:y1], camera)
     return cube
 
@@ -91,6 +93,7 @@ def correcting_rows(on_rows: Callable[[int, np.ndarray], None], photo: np.ndarra
     photo's same rows before handing it on: the correction is per pixel, so no other rows are needed."""
 
     def on_corrected_rows(y0: int, block: np.ndarray) -> None:
-        on_rows(y0, correct_block(block, photo[y0:y0 + block.shape[0]], camera))
+        fixed = np.array(block, dtype=np.float32)  # a copy: the tiler may still use its own block
+        on_rows(y0, correct_cube(fixed, photo[y0:y0 + block.shape[0]], camera))
 
     return on_corrected_rows

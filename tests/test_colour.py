@@ -6,7 +6,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from gmsr_cli import api
+from gmsr_cli import api, colour
 from gmsr_cli.colour import correct_block, correct_cube, unclipped_mask
 from gmsr_cli.errors import InputImageError
 from gmsr_cli.model.weights import save_weights
@@ -73,10 +73,11 @@ def test_correction_is_the_least_change():
     np.testing.assert_allclose(matrix @ coeffs, change.reshape(-1, 31).T, atol=1e-5)
 
 
-def test_correct_cube_equals_blocks_and_rejects_mismatched_shapes():
+def test_correct_cube_equals_blocks_and_rejects_mismatched_shapes(monkeypatch):
     truth, guess = _smooth_spectra(150, 6, seed=5), _smooth_spectra(150, 6, seed=6)
     photo = render_rgb(truth, "srgb")
-    whole = correct_cube(guess.copy(), photo, "srgb")  # 150 rows: several blocks
+    monkeypatch.setattr(colour, "_BLOCK_PIXELS", 60)  # 10 rows at a time: 15 blocks
+    whole = correct_cube(guess.copy(), photo, "srgb")
     np.testing.assert_allclose(whole, correct_block(guess, photo, "srgb"), atol=1e-7)
     with pytest.raises(InputImageError, match=r"\(h, w, 31\) cube and its \(h, w, 3\) photo"):
         correct_block(guess, photo[:-1], "srgb")
