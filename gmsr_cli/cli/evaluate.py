@@ -112,7 +112,7 @@ def _print_charts(charts: dict) -> None:
     from rich.table import Table
 
     table = Table(title="Spectral check charts (measured reflectances as flat patches, 8-bit RGB; mean over patches)")
-    table.add_column("set")
+    table.add_column("set", no_wrap=True)
     table.add_column("patches", justify="right")
     for name in ("GMSR-Net RMSE", "baseline RMSE", "GMSR-Net SAM deg", "baseline SAM deg"):
         table.add_column(name, justify="right")
