@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .errors import DeviceError, GmsrError
+from . import interrupts
+from .errors import DeviceError, DiskFullError, GmsrError, explain
+from .io.atomic import output_error
 from .io.registry import DEFAULT_FORMAT, PHOTO_EXTENSIONS, is_photo
 from .model.loading import LoadedModel, load_model
 from .model.weights import DEFAULT_WEIGHTS
@@ -31,13 +33,15 @@ class BatchItem:
 
 @dataclass
 class BatchResult:
-    """The fate of one BatchItem: status "done", "skipped" (its output was complete) or "failed"."""
+    """The fate of one BatchItem: status "done", "skipped" (its output was complete), "failed",
+    or "not tried" (the batch stopped before it: the disk was full)."""
 
     item: BatchItem
     status: str
     message: str = ""
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    disk_full: bool = False  # failed for want of space: the photos after it are not tried
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -88,9 +92,10 @@ def _walk_photos(folder: Path, exclude: Path | None) -> list[Path]:
     return found
 
 
-def batch_plan(inputs: Sequence[PathLike], outdir: PathLike, format: str = DEFAULT_FORMAT,
+def batch_plan(inputs: Sequence[PathLike], outdir: PathLike | None, format: str = DEFAULT_FORMAT,
                shard: tuple[int, int] | str | None = None) -> list[BatchItem]:
-    """The photos of ``inputs`` and the cube files they become under ``outdir``.
+    """The photos of ``inputs`` and the cube files they become under ``outdir`` (None: each
+    beside its photo, with the extension of ``format``, as ``gmsr reconstruct`` writes it).
 
     inputs: folders (searched recursively for PNG, JPEG, TIFF, BMP, WebP; hidden entries and
     ``outdir`` itself skipped), glob patterns (``**`` recursive) or photo files. The tree below
@@ -103,15 +108,17 @@ def batch_plan(inputs: Sequence[PathLike], outdir: PathLike, format: str = DEFAU
 
     fmt = format_for(f"x.{format}" if format else "x.h5", format)
     extension = fmt.extensions[0]
-    outdir = Path(outdir)
-    exclude = outdir.resolve()
+    beside = outdir is None
+    outdir = Path(outdir) if outdir is not None else Path(".")
+    # Cubes beside their photos: no output folder to keep out of the search.
+    exclude = None if beside else outdir.resolve()
     pairs: list[tuple[Path, Path]] = []  # (photo, path relative to outdir without extension)
     for entry in inputs:
         text = str(entry)
         path = Path(text)
         if path.is_dir():
             # Skip the output folder when it lies inside an input folder (not when it is that folder).
-            skip = exclude if not _inside(path, exclude) else None
+            skip = exclude if exclude is not None and not _inside(path, exclude) else None
             pairs += [(p, p.relative_to(path)) for p in _walk_photos(path, skip)]
         elif path.is_file():
             pairs.append((path, Path(path.name)))
@@ -119,7 +126,8 @@ def batch_plan(inputs: Sequence[PathLike], outdir: PathLike, format: str = DEFAU
             base = _glob_base(text)
             for match in sorted(glob.glob(text, recursive=True)):
                 p = Path(match)
-                if p.is_file() and is_photo(p) and (_inside(base, exclude) or not _inside(p, exclude)):
+                if p.is_file() and is_photo(p) and (exclude is None or _inside(base, exclude)
+                                                   or not _inside(p, exclude)):
                     pairs.append((p, p.relative_to(base)))
         else:
             raise GmsrError(f"batch input not found: {text} (give folders, photo files or glob patterns)")
@@ -128,7 +136,10 @@ def batch_plan(inputs: Sequence[PathLike], outdir: PathLike, format: str = DEFAU
         raise GmsrError(f"no photos ({', '.join(PHOTO_EXTENSIONS)}) found in {listed}")
     items: dict[Path, BatchItem] = {}
     for photo, rel in pairs:
-        out = outdir / rel.with_suffix(extension)
+        out = photo.with_suffix(extension) if beside else outdir / rel.with_suffix(extension)
+        if out.resolve() == photo.resolve():
+            raise GmsrError(f"{photo}: its {fmt.name} cube would be written over the photo itself; "
+                            "choose another --format or an output folder (-o)")
         if out in items:
             if items[out].input_path.resolve() == photo.resolve():
                 continue  # the same photo reached twice (a folder and a pattern)
@@ -147,7 +158,8 @@ def run_batch(items: Sequence[BatchItem], *, model: LoadedModel | None = None,
               weights: PathLike | None = DEFAULT_WEIGHTS, device: str = "auto", backend: str = "auto",
               tile_px: int = DEFAULT_TILE_PX, overlap_px: int = DEFAULT_OVERLAP_PX,
               batch_tiles: int | None = None, tta: bool = False, format: str | None = None,
-              dtype: str = "float32", overwrite: bool = False, exact_colour: bool | None = DEFAULT_EXACT_COLOUR,
+              dtype: str = "float32", overwrite: bool = False,
+              exact_colour: bool | None = DEFAULT_EXACT_COLOUR,
               on_file_start: Callable[[int, BatchItem], None] | None = None,
               on_file_end: Callable[[int, BatchResult], None] | None = None,
               progress: ProgressCallback | None = None,
@@ -158,11 +170,18 @@ def run_batch(items: Sequence[BatchItem], *, model: LoadedModel | None = None,
     resumes an interrupted batch) unless ``overwrite``. A photo that fails is recorded as
     "failed" with its one-line reason and the batch goes on; errors of the weights or device
     (BackendError, WeightsError from loading; DeviceError, e.g. out of memory, from any photo) stop
-    it: they would fail every photo the same way. KeyboardInterrupt stops it with the current
-    output removed. ``exact_colour``: as in reconstruct_file.
+    it: they would fail every photo the same way. A full disk (DiskFullError) is recorded for
+    its photo and stops the batch, the remaining photos recorded as "not tried". KeyboardInterrupt
+    (Ctrl-C, SIGTERM under the CLI) stops it with the current output removed. ``exact_colour``:
+    as in reconstruct_file.
     """
-    results = []
+    results: list[BatchResult] = []
     for i, item in enumerate(items):
+        interrupts.check()
+        if results and results[-1].status == "failed" and results[-1].disk_full:
+            stop = results[-1].message
+            results += [BatchResult(rest, "not tried", f"the batch stopped: {stop}") for rest in items[i:]]
+            break
         if on_file_start is not None:
             on_file_start(i, item)
         start = time.perf_counter()
@@ -183,11 +202,17 @@ def run_batch(items: Sequence[BatchItem], *, model: LoadedModel | None = None,
                 result = BatchResult(item, "done", seconds=time.perf_counter() - start, warnings=done.warnings)
             except DeviceError:
                 raise
+            except DiskFullError as exc:
+                result = BatchResult(item, "failed", str(exc), time.perf_counter() - start, disk_full=True)
+            except OSError as exc:  # outside the writers: making the output's folder
+                error = output_error(exc, item.output_path) or exc
+                result = BatchResult(item, "failed", str(error), time.perf_counter() - start,
+                                     disk_full=isinstance(error, DiskFullError))
             except GmsrError as exc:
                 result = BatchResult(item, "failed", str(exc), time.perf_counter() - start)
             except Exception as exc:  # one broken photo must not stop the batch, whatever broke
-                result = BatchResult(item, "failed", f"unexpected {type(exc).__name__}: {exc}",
-                                     time.perf_counter() - start)
+                reason = explain(exc) or f"unexpected {type(exc).__name__}: {exc}"
+                result = BatchResult(item, "failed", reason, time.perf_counter() - start)
         results.append(result)
         if on_file_end is not None:
             on_file_end(i, result)

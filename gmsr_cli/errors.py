@@ -40,3 +40,34 @@ class CubeError(GmsrError):
 
 class DataError(GmsrError):
     """Training or evaluation data is missing or inconsistent."""
+
+
+class OutputError(GmsrError):
+    """An output cannot be written: a read-only folder, no permission, an I/O error, a file
+    larger than the file system or `ulimit -f` allows."""
+
+
+class DiskFullError(OutputError):
+    """No space left (or the disk quota reached) where an output goes: it would fail every
+    following output the same way, so a batch stops on it."""
+
+
+def explain(exc: BaseException) -> str | None:
+    """A one-line message for foreseeable failures that arrive as Python's own exceptions (out
+    of memory, a file-system error from a library), worded as what happened rather than as a
+    bug; None for anything else."""
+    import errno
+
+    if isinstance(exc, MemoryError):
+        return ("out of memory: this machine cannot hold the work at this size; use smaller tiles "
+                "(--tile 256 --batch-tiles 1) or a smaller photo")
+    if isinstance(exc, OSError) and exc.errno:
+        where = f"{exc.filename}: " if exc.filename else ""
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return f"{where}no space left on the disk; free some space or write elsewhere"
+        if exc.errno == errno.EROFS:
+            return f"{where}read-only file system; write elsewhere"
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            return f"{where}permission denied"
+        return f"{where}{exc.strerror or exc}"
+    return None

@@ -115,17 +115,29 @@ def reconstruct_file(input_path: PathLike, output_path: PathLike, *, model: Load
     ``on_warning`` one line each; progress(done, total) counts tiles. ``exact_colour``: as in
     reconstruct_image, applied to each finished row block; recorded in the cube's attrs.
     """
-    from .io import format_for, open_cube_writer
+    from . import interrupts
+    from .firstrun import first_run_note
+    from .io import image_size, open_cube_writer
+    from .io.limits import check_pixels
+    from .io.registry import check_output_space, output_format
     from .spectra import WAVELENGTHS_NM
 
     start = time.perf_counter()
     input_path, output_path = Path(input_path), Path(output_path)
-    format_for(output_path, format)  # an unknown format fails before any work
+    output_format(output_path, format)  # an unknown or contradictory format fails before any work
     outputs = output_paths(output_path, format)
+    if any(p.resolve() == input_path.resolve() for p in outputs):
+        raise GmsrError(f"{input_path}: the cube would be written over the photo itself; choose another output (-o)")
     check_outputs(outputs, overwrite)  # before the model loads or the photo is read
+    height, width = image_size(input_path)
+    check_pixels(input_path, height, width)  # a decompression bomb is refused before the model loads
+    check_output_space(output_path, height, width, len(WAVELENGTHS_NM), format=format, dtype=dtype)
     if model is None:
         model = load_model(weights, device, backend)
     exact_colour = resolve_exact_colour(exact_colour, model)
+    note = first_run_note(model.device, model.backend) if on_warning is not None else None
+    if note is not None:
+        on_warning(note)  # else the first tile looks like a hang
     image = _read_photo(input_path, on_warning)
     height, width, warnings = image.height, image.width, list(image.warnings)
     attrs = provenance_attrs(input_path, model, tile_px, overlap_px, tta, image.bit_depth, exact_colour)
@@ -133,9 +145,18 @@ def reconstruct_file(input_path: PathLike, output_path: PathLike, *, model: Load
     del image
     with open_cube_writer(output_path, height, width, WAVELENGTHS_NM, format=format, dtype=dtype,
                           overwrite=overwrite, attrs=attrs) as writer:
-        on_rows = correcting_rows(writer.write_rows, pixels, model.camera) if exact_colour else writer.write_rows
+        def write(y0: int, block: np.ndarray) -> None:
+            interrupts.check()  # a safe point: a Ctrl-C swallowed by a finalizer stops the run here
+            writer.write_rows(y0, block)
+
+        def on_progress(done: int, total: int) -> None:
+            interrupts.check()
+            if progress is not None:
+                progress(done, total)
+
+        on_rows = correcting_rows(write, pixels, model.camera) if exact_colour else write
         tiled_forward(model.module, pixels, tile_px=tile_px, overlap_px=overlap_px, batch_tiles=batch_tiles,
-                      device=model.device, tta=tta, on_rows=on_rows, progress=progress)
+                      device=model.device, tta=tta, on_rows=on_rows, progress=on_progress)
     return ReconstructResult(input_path=input_path, output_paths=outputs, height=height, width=width,
                              seconds=time.perf_counter() - start, warnings=warnings)
 

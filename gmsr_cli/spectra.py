@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
-import os
 import re
 import sys
 from pathlib import Path
@@ -22,9 +21,7 @@ STANDARD_CAMERAS = ("srgb", "cie1964")
 
 # Environment variable naming the .npz that holds the 28 measured camera responses.
 CAMERA_DATA_ENV = "GMSR_CAMERA_DATA"
-_DEFAULT_CAMERA_DATA = (
-    Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cameras" / "cameras_400_700_10nm.npz"
-)
+CAMERA_DATA_FILE = "cameras/cameras_400_700_10nm.npz"  # inside the data folder (gmsr_cli.datadir)
 
 # Rows per block when rendering an (H, W, 31) array-like: bounds the float64 temporaries to
 # about 256 * W * 31 * 8 bytes (16 MB for a 1000-pixel-wide image) whatever the image height.
@@ -56,20 +53,21 @@ def _standard_responses() -> dict[str, np.ndarray]:
         return {key: np.array(npz[key]) for key in ("wavelengths", "cie1931_2deg_cmf", "cie1964_w_gain")}
 
 
-def camera_data_path() -> Path:
-    """Where the measured camera responses are read from: $GMSR_CAMERA_DATA or ../shared/data/cameras."""
-    env = os.environ.get(CAMERA_DATA_ENV)
-    return Path(env).expanduser() if env else _DEFAULT_CAMERA_DATA
+def camera_data_path() -> Path | None:
+    """Where the measured camera responses are read from: $GMSR_CAMERA_DATA, else
+    cameras/cameras_400_700_10nm.npz in the data folder (gmsr_cli.datadir); None if neither is set."""
+    from gmsr_cli.datadir import data_path
+
+    return data_path(CAMERA_DATA_ENV, CAMERA_DATA_FILE)[0]
 
 
 @functools.lru_cache(maxsize=4)
-def _measured_cameras_at(path_str: str) -> dict[str, np.ndarray]:
+def _measured_cameras_at(path_str: str | None, how: str = "") -> dict[str, np.ndarray]:
+    if path_str is None:
+        raise DataError(f"the measured camera responses (cameras_400_700_10nm.npz) are not found: {how}")
     path = Path(path_str)
     if not path.is_file():
-        raise DataError(
-            f"measured camera responses not found at {path}: set {CAMERA_DATA_ENV} to the path of "
-            "cameras_400_700_10nm.npz (shared/data/cameras/ in the gmsr-cli data folder)"
-        )
+        raise DataError(f"measured camera responses not found at {path} ({how})")
     try:
         with np.load(path) as npz:
             names = [str(n) for n in npz["jiang2013_names"]]
@@ -92,7 +90,19 @@ def _measured_cameras_at(path_str: str) -> dict[str, np.ndarray]:
 
 
 def _measured_cameras() -> dict[str, np.ndarray]:
-    return _measured_cameras_at(str(camera_data_path()))
+    from gmsr_cli.datadir import data_path
+
+    path, how = data_path(CAMERA_DATA_ENV, CAMERA_DATA_FILE)
+    return _measured_cameras_at(None if path is None else str(path), how)
+
+
+def measured_cameras_problem() -> str | None:
+    """Why the measured cameras are unavailable (one line saying what to set), or None when they are."""
+    try:
+        _measured_cameras()
+    except DataError as exc:
+        return str(exc)
+    return None
 
 
 def _name_key(name: str) -> str:

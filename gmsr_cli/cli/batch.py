@@ -19,8 +19,9 @@ MAX_LISTED_FAILURES = 50
 
 @click.command(short_help="Reconstruct every photo of folders or glob patterns.")
 @click.argument("inputs", nargs=-1, required=True, metavar="DIR|GLOB|PHOTO...")
-@click.option("-o", "--output-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the cubes; the input folders' trees are mirrored below it.")
+@click.option("-o", "--output-dir", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the cubes; the input folders' trees are mirrored below it  "
+                   "[default: each cube beside its photo].")
 @click.option("--format", "format", type=click.Choice(FORMAT_NAMES), default=DEFAULT_FORMAT, show_default=True,
               help="Cube file format.")
 @click.option("--shard", default=None, metavar="I/N",
@@ -34,12 +35,13 @@ MAX_LISTED_FAILURES = 50
 @exact_colour_option
 @overwrite_option
 @quiet_option
-def command(inputs: tuple[str, ...], output_dir: Path, format: str, shard: str | None, dry_run: bool, dtype: str,
+def command(inputs: tuple[str, ...], output_dir: Path | None, format: str, shard: str | None, dry_run: bool, dtype: str,
             weights: str, device: str, backend: str, tile_px: int, overlap_px: int, batch_tiles: int | None,
             tta: bool, exact_colour: bool, overwrite: bool, quiet: bool) -> None:
     """Reconstruct every photo found in DIR (recursively), matched by GLOB, or given as PHOTO.
 
-    Outputs mirror the input tree under the output folder. Photos whose cube already exists are
+    Each cube is written beside its photo (photo.png -> photo.h5), or with -o mirroring the input
+    tree under that folder. Photos whose cube already exists are
     skipped, so running the same command again resumes an interrupted batch (--overwrite redoes
     them). A photo that fails is reported and the others go on; the exit status is 1 if any
     failed. With --shard I/N, N machines each run part I (1..N) and together cover every photo
@@ -47,6 +49,7 @@ def command(inputs: tuple[str, ...], output_dir: Path, format: str, shard: str |
 
     \b
     Examples:
+      gmsr batch photos/
       gmsr batch photos/ -o cubes/
       gmsr batch 'shoot/**/*.jpg' -o cubes/ --format envi
       gmsr batch photos/ -o cubes/ --shard $SLURM_ARRAY_TASK_ID/8   (with --array=1-8)
@@ -81,6 +84,10 @@ def command(inputs: tuple[str, ...], output_dir: Path, format: str, shard: str |
                                 on_file_end=end, progress=tiles, on_warning=warn)
     failed = [r for r in results if r.status == "failed"]
     _print_summary(results, failed)
+    untried = [r for r in results if r.status == "not tried"]
+    if untried:
+        raise click.ClickException(f"the disk is full: stopped with {len(untried)} of {len(results)} photo(s) "
+                                   "not tried; free some space and run the same command again to resume")
     if failed:
         raise click.ClickException(f"{len(failed)} of {len(results)} photo(s) failed (listed above)")
 
@@ -91,8 +98,10 @@ def _print_summary(results: list, failed: list) -> None:
     counts.add_column("status")
     counts.add_column("photos", justify="right")
     counts.add_column("seconds", justify="right")
-    for status in ("done", "skipped", "failed"):
+    for status in ("done", "skipped", "failed", "not tried"):
         group = [r for r in results if r.status == status]
+        if status == "not tried" and not group:
+            continue
         counts.add_row(status, str(len(group)), f"{sum(r.seconds for r in group):.1f}")
     console.print(counts)
     if failed:

@@ -19,7 +19,8 @@ from gmsr_cli.cli.options import (backend_option, device_option, exact_colour_op
 @click.option("--camera", default=None, metavar="NAME", help="Camera model to render RGB with [default: the weights'].")
 @click.option("--baseline", is_flag=True, help="Also score the root-polynomial regression baseline.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-              help="CAVE scene folder for the default scenes and the baseline fit [default: ../shared/data/cave].")
+              help="CAVE scene folder for the default scenes and the baseline fit "
+                   "[default: $GMSR_CAVE_DIR, else cave/ in $GMSR_DATA_DIR, else ../shared/data/cave of a checkout].")
 @click.option("--split", type=click.Choice(["val", "train"]), default=None,
               help="Score the CAVE validation or training scenes instead of SCENES [default: val when no SCENES]; "
                    "train beside val shows how much of a model's fit carries over to scenes it never saw.")

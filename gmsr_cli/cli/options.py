@@ -68,6 +68,20 @@ format_option: Decorator = click.option(
 dtype_option: Decorator = click.option(
     "--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,
     help="Stored value type (float16 halves the file; HDF5, TIFF and NPY only).")
+def _max_pixels(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    from gmsr_cli.io.limits import set_max_pixels
+
+    if value is not None:
+        if value < 0:
+            raise click.BadParameter(f"{value} is negative; give 0 (no limit) or a number of pixels")
+        set_max_pixels(value)
+    return value
+
+
+max_pixels_option: Decorator = click.option(
+    "--max-pixels", type=int, default=None, metavar="N", callback=_max_pixels, expose_value=False,
+    help="Refuse photos of more pixels (a guard against decompression bombs; 0: no limit)  "
+         "[default: $GMSR_MAX_PIXELS, else 89478485 as Pillow].")
 overwrite_option: Decorator = click.option(
     "--overwrite", is_flag=True, help="Replace existing outputs (otherwise they are kept and it is an error).")
 quiet_option: Decorator = click.option(
@@ -128,7 +142,7 @@ variable_options = compose(
                       "the only vector of band-count increasing values]."),
     _in_default_options("read", ("variable", "wavelength_variable")),
 )
-tiling_options = compose(tile_option, overlap_option, batch_tiles_option, tta_option)
+tiling_options = compose(tile_option, overlap_option, batch_tiles_option, tta_option, max_pixels_option)
 
 
 def parse_pair(text: str, what: str) -> tuple[float, float]:

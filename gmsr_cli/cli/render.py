@@ -12,10 +12,13 @@ from gmsr_cli.cli.options import overwrite_option, variable_options
 def _list_cameras(ctx: click.Context, param: click.Parameter, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
-    from gmsr_cli.spectra import camera_names
+    from gmsr_cli.spectra import camera_names, measured_cameras_problem
 
     for name in camera_names():
         click.echo(name)
+    problem = measured_cameras_problem()
+    if problem is not None:  # say why the 28 measured cameras are missing from the list
+        click.echo(f"Note: {problem}", err=True)
     ctx.exit()
 
 

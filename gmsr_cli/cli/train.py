@@ -32,7 +32,8 @@ def _cameras(ctx, param, value):
 @click.option("--val", "val_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Validation cube files [default: the 4 CAVE validation scenes].")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-              help="CAVE scene folder [default: $GMSR_CAVE_DIR or ../shared/data/cave].")
+              help="CAVE scene folder [default: $GMSR_CAVE_DIR, else cave/ in $GMSR_DATA_DIR, else "
+                   "../shared/data/cave of a checkout].")
 @click.option("--epochs", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--samples-per-epoch", type=click.IntRange(min=1), default=2048, show_default=True,
               help="Random patches per epoch.")

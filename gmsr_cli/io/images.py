@@ -12,6 +12,7 @@ import numpy as np
 from gmsr_cli.errors import FormatError, InputImageError
 from gmsr_cli.io import _png
 from gmsr_cli.io.atomic import atomic_output
+from gmsr_cli.io.limits import check_pixels
 
 READABLE = "PNG, JPEG, TIFF, BMP, WebP"
 WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
@@ -90,8 +91,11 @@ def _read_with_pil(path: Path, warnings: list[str]) -> np.ndarray:
     """(H, W, 3) uint8, orientation applied."""
     from PIL import Image, UnidentifiedImageError
 
+    # Ours is the one limit (check_pixels below): Pillow's own would refuse or warn at other sizes.
+    Image.MAX_IMAGE_PIXELS = None
     try:
         with Image.open(path) as im:
+            check_pixels(path, im.size[1], im.size[0])  # from the header, before any pixel
             im.load()
             # After load: Pillow turns TIFFs upright itself and then drops their orientation tag.
             orientation = _pil_orientation(im)
@@ -162,6 +166,7 @@ def _read_tiff16(path: Path, warnings: list[str]) -> np.ndarray | None:
             page = tif.pages.first
             if page.bitspersample != 16:
                 return None
+            check_pixels(path, int(page.imagelength), int(page.imagewidth))
             photometric = int(page.photometric)
             samples = int(page.samplesperpixel)
             orientation_tag = page.tags.get(274)
@@ -215,6 +220,8 @@ def read_rgb(path: str | Path) -> RgbImage:
     pixels: np.ndarray | None = None
     if magic.startswith(_png.SIGNATURE):
         header = _png.read_header(path)
+        if header is not None:
+            check_pixels(path, header.height, header.width)
         if header is not None and header.bit_depth == 16:
             pixels = _read_png16(path, header, warnings)
     elif magic[:4] in TIFF_MAGIC:
@@ -249,6 +256,7 @@ def image_size(path: str | Path) -> tuple[int, int]:
         except (tifffile.TiffFileError, OSError, ValueError, IndexError, struct.error) as exc:
             raise InputImageError(f"{path}: cannot read the TIFF header ({exc})") from None
     else:
+        Image.MAX_IMAGE_PIXELS = None  # the caller applies our limit (check_pixels) to the size
         try:
             with Image.open(path) as im:
                 width, height = im.size

@@ -163,6 +163,18 @@ if triton is not None:
         return row, pr, u, v, dt
 
     @triton.jit
+    def _channel_tile(offs_d, d, dtb_ptr, a2_ptr, N: tl.constexpr, BLOCK_N: tl.constexpr):
+        """What every scan kernel loads for its block of channels: masks, the dt bias and
+        A * log2(e) as a (BLOCK_D, BLOCK_N) tile."""
+        mask_d = offs_d < d
+        offs_n = tl.arange(0, BLOCK_N)
+        mask_n = offs_n < N
+        mask = mask_d[:, None] & mask_n[None, :]
+        bias = tl.load(dtb_ptr + offs_d, mask=mask_d, other=0.0)
+        a2 = tl.load(a2_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask, other=0.0)
+        return mask_d, offs_n, mask_n, mask, bias, a2
+
+    @triton.jit
     def _chunk_end_states(x_ptr, proj_ptr, dtw_ptr, dtb_ptr, a2_ptr, states_ptr, dtsum_ptr,
                           length, height, width, d, n_chunks, chunk,
                           RANK: tl.constexpr, N: tl.constexpr, BLOCK_D: tl.constexpr,
@@ -172,12 +184,7 @@ if triton is not None:
         ci = tl.program_id(0)
         b = tl.program_id(1).to(tl.int64)
         offs_d = tl.program_id(2) * BLOCK_D + tl.arange(0, BLOCK_D)
-        mask_d = offs_d < d
-        offs_n = tl.arange(0, BLOCK_N)
-        mask_n = offs_n < N
-        bias = tl.load(dtb_ptr + offs_d, mask=mask_d, other=0.0)
-        a2 = tl.load(a2_ptr + offs_d[:, None] * N + offs_n[None, :],
-                     mask=mask_d[:, None] & mask_n[None, :], other=0.0)
+        mask_d, offs_n, mask_n, mask, bias, a2 = _channel_tile(offs_d, d, dtb_ptr, a2_ptr, N, BLOCK_N)
         h = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)
         dt_sum = tl.zeros((BLOCK_D,), dtype=tl.float32)
         start = ci * chunk
@@ -189,8 +196,7 @@ if triton is not None:
             h = tl.exp2(dt[:, None] * a2) * h + (dt * u)[:, None] * b_in[None, :]
             dt_sum += dt
         at = b * n_chunks + ci
-        tl.store(states_ptr + (at * d + offs_d[:, None]) * N + offs_n[None, :], h,
-                 mask=mask_d[:, None] & mask_n[None, :])
+        tl.store(states_ptr + (at * d + offs_d[:, None]) * N + offs_n[None, :], h, mask=mask)
         tl.store(dtsum_ptr + at * d + offs_d, dt_sum, mask=mask_d)
 
     @triton.jit
@@ -228,12 +234,7 @@ if triton is not None:
         ci = tl.program_id(0)
         b = tl.program_id(1).to(tl.int64)
         offs_d = tl.program_id(2) * BLOCK_D + tl.arange(0, BLOCK_D)
-        mask_d = offs_d < d
-        offs_n = tl.arange(0, BLOCK_N)
-        mask_n = offs_n < N
-        mask = mask_d[:, None] & mask_n[None, :]
-        bias = tl.load(dtb_ptr + offs_d, mask=mask_d, other=0.0)
-        a2 = tl.load(a2_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask, other=0.0)
+        mask_d, offs_n, mask_n, mask, bias, a2 = _channel_tile(offs_d, d, dtb_ptr, a2_ptr, N, BLOCK_N)
         skip = tl.load(skip_ptr + offs_d, mask=mask_d, other=0.0)
         if HAS_START:
             at = b * n_chunks + ci
@@ -268,12 +269,7 @@ if triton is not None:
         ci = tl.program_id(0)
         b = tl.program_id(1).to(tl.int64)
         offs_d = tl.program_id(2) * BLOCK_D + tl.arange(0, BLOCK_D)
-        mask_d = offs_d < d
-        offs_n = tl.arange(0, BLOCK_N)
-        mask_n = offs_n < N
-        mask = mask_d[:, None] & mask_n[None, :]
-        bias = tl.load(dtb_ptr + offs_d, mask=mask_d, other=0.0)
-        a2 = tl.load(a2_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask, other=0.0)
+        mask_d, offs_n, mask_n, mask, bias, a2 = _channel_tile(offs_d, d, dtb_ptr, a2_ptr, N, BLOCK_N)
         g = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)
         decay = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)  # exp(dt A) of the step after
         dt_sum = tl.zeros((BLOCK_D,), dtype=tl.float32)
@@ -307,16 +303,11 @@ if triton is not None:
         b = tl.program_id(1).to(tl.int64)
         cb = tl.program_id(2)
         offs_d = cb * BLOCK_D + tl.arange(0, BLOCK_D)
-        mask_d = offs_d < d
+        mask_d, offs_n, mask_n, mask, bias, a2 = _channel_tile(offs_d, d, dtb_ptr, a2_ptr, N, BLOCK_N)
         offs_r = tl.arange(0, BLOCK_R)
         mask_r = offs_r < RANK
-        offs_n = tl.arange(0, BLOCK_N)
-        mask_n = offs_n < N
-        mask = mask_d[:, None] & mask_n[None, :]
         w_dt = tl.load(dtw_ptr + offs_d[:, None] * RANK + offs_r[None, :],
                        mask=mask_d[:, None] & mask_r[None, :], other=0.0)
-        bias = tl.load(dtb_ptr + offs_d, mask=mask_d, other=0.0)
-        a2 = tl.load(a2_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask, other=0.0)
         a_ln = a2 * 0.6931471805599453  # A itself
         skip = tl.load(skip_ptr + offs_d, mask=mask_d, other=0.0)
         at = b * n_chunks + ci

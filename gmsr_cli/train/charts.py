@@ -28,11 +28,14 @@ CHART_COLUMNS = 16
 
 
 def spectra_library_path() -> Path:
-    """The measured spectra file: $GMSR_SPECTRA, else spectra/spectra_400_700_10nm.npz beside the CAVE folder."""
-    from .data import cave_dir
+    """The measured spectra file: $GMSR_SPECTRA, else spectra/spectra_400_700_10nm.npz in the data
+    folder (gmsr_cli.datadir: $GMSR_DATA_DIR, or a checkout's ../shared/data)."""
+    from ..datadir import data_path
 
-    env = os.environ.get(SPECTRA_ENV)
-    return Path(env).expanduser() if env else cave_dir().parent / "spectra" / SPECTRA_FILE
+    path, how = data_path(SPECTRA_ENV, f"spectra/{SPECTRA_FILE}")
+    if path is None:
+        raise DataError(f"the measured spectra are not found: {how}")
+    return path
 
 
 def load_library(path: str | os.PathLike | None = None) -> dict[str, np.ndarray]:

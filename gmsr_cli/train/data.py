@@ -21,7 +21,6 @@ PathLike = Union[str, os.PathLike]
 
 # Environment variable naming the folder of CAVE scene files (<scene>.h5).
 CAVE_DIR_ENV = "GMSR_CAVE_DIR"
-_DEFAULT_CAVE_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cave"
 
 # Validation scenes, one per kind of content, chosen from the 24 CAVE scenes we have
 # (looked at their rgb_cave renderings):
@@ -71,9 +70,14 @@ _UINT16_MAX = 65535
 
 
 def cave_dir() -> Path:
-    """The CAVE scene folder: $GMSR_CAVE_DIR, else <repo>/../shared/data/cave."""
-    env = os.environ.get(CAVE_DIR_ENV)
-    return Path(env).expanduser() if env else _DEFAULT_CAVE_DIR
+    """The CAVE scene folder: $GMSR_CAVE_DIR, else cave/ in the data folder (gmsr_cli.datadir:
+    $GMSR_DATA_DIR, or a checkout's ../shared/data). Raises DataError saying what to set when none is."""
+    from gmsr_cli.datadir import data_path
+
+    path, how = data_path(CAVE_DIR_ENV, "cave")
+    if path is None:
+        raise DataError(f"the CAVE scenes are not found: {how} (or pass --data-dir)")
+    return path
 
 
 def scene_paths(split: str = "train", data_dir: PathLike | None = None) -> list[Path]:
@@ -87,7 +91,8 @@ def scene_paths(split: str = "train", data_dir: PathLike | None = None) -> list[
     if missing:
         raise DataError(
             f"{len(missing)} CAVE scene file(s) missing from {folder} ({', '.join(missing[:4])}"
-            f"{', ...' if len(missing) > 4 else ''}); set {CAVE_DIR_ENV} to the folder holding <scene>.h5"
+            f"{', ...' if len(missing) > 4 else ''}); pass --data-dir, or set {CAVE_DIR_ENV} to the folder "
+            "holding <scene>.h5 (or GMSR_DATA_DIR to the data folder holding cave/)"
         )
     return paths
 

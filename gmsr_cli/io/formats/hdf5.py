@@ -11,6 +11,7 @@ from gmsr_cli.errors import CubeError, FormatError
 from gmsr_cli.io.chunks import ChunkRowWriter
 from gmsr_cli.io.codecs import VALUES_LABEL, default_threads, keep_mantissa_bits
 from gmsr_cli.io.cube import AxesView, Cube
+from gmsr_cli.io.guarded import GuardedFile
 from gmsr_cli.io.formats._base import (CubeWriter, RowBuffer, looks_like_wavelengths, choose_cube_variable,
                                        choose_wavelength_variable, clean_attrs, default_integer_scale,
                                        wavelengths_to_nm)
@@ -66,7 +67,9 @@ class Hdf5Writer(CubeWriter):
             "none": {},
         }[compression]
         self.chunks = (min(CHUNK_ROWS, self.height), min(CHUNK_COLS, self.width), self.bands)
-        self.file = h5py.File(path, "w")
+        # Through a GuardedFile: HDF5 never sees a failing write (it would crash h5py, see guarded.py).
+        self.sink = GuardedFile(path)
+        self.file = h5py.File(self.sink, "w")
         try:
             self.dataset = self.file.create_dataset(
                 "cube", shape=(self.height, self.width, self.bands), dtype=self.dtype,
@@ -81,8 +84,9 @@ class Hdf5Writer(CubeWriter):
             self._dimension_scales()
             for key, value in clean_attrs(attrs).items():
                 self.file.attrs[key] = value
+            self.sink.raise_failure()
         except BaseException:
-            self.file.close()
+            self._release()
             raise
         self.pipeline: ChunkRowWriter | None = None
         if compression == "lzf":
@@ -113,9 +117,10 @@ class Hdf5Writer(CubeWriter):
     def _write_rows(self, y0: int, block: np.ndarray) -> None:
         if self.pipeline is not None:
             self.pipeline.add(block)
-            return
-        for start, rows in self.buffer.add(keep_mantissa_bits(block, self.keep_bits)):
-            self.dataset[start : start + rows.shape[0]] = rows
+        else:
+            for start, rows in self.buffer.add(keep_mantissa_bits(block, self.keep_bits)):
+                self.dataset[start : start + rows.shape[0]] = rows
+        self.sink.raise_failure()
 
     def _finish(self) -> None:
         if self.pipeline is not None:
@@ -124,11 +129,19 @@ class Hdf5Writer(CubeWriter):
             for start, rows in self.buffer.rest():
                 self.dataset[start : start + rows.shape[0]] = rows
         self.file.flush()
+        self.sink.raise_failure()
 
     def _release(self) -> None:
-        if self.pipeline is not None:
-            self.pipeline.close()
-        self.file.close()
+        try:
+            pipeline = getattr(self, "pipeline", None)  # absent when the constructor failed
+            if pipeline is not None:
+                pipeline.close()
+        finally:
+            try:
+                self.file.close()
+            finally:
+                self.sink.close()
+        self.sink.raise_failure()
 
 
 def open_writer(paths: list[Path], *, height: int, width: int, wavelengths_nm: Any,

@@ -13,6 +13,7 @@ import numpy as np
 
 from gmsr_cli.errors import CubeError, FormatError
 from gmsr_cli.io.cube import AxesView, Cube, MappedArray
+from gmsr_cli.io.guarded import GuardedFile
 from gmsr_cli.io.formats._base import (CubeWriter, choose_cube_variable, choose_wavelength_variable,
                                        clean_attrs, default_integer_scale, wavelengths_to_nm)
 
@@ -162,7 +163,8 @@ class MatV73Writer(CubeWriter):
         self.path = Path(path)
         # (B, 64 columns, 32 rows): the writer holds two chunk rows of 32 image rows.
         chunks = (self.bands, min(64, self.width), min(32, self.height))
-        self.file = h5py.File(self.path, "w", userblock_size=512)
+        self.sink = GuardedFile(self.path)  # HDF5 must never see a failing write (see guarded.py)
+        self.file = h5py.File(self.sink, "w", userblock_size=512)
         try:
             self.dataset = self.file.create_dataset(
                 "cube", shape=(self.bands, self.width, self.height), dtype="<f4", chunks=chunks,
@@ -175,8 +177,9 @@ class MatV73Writer(CubeWriter):
             text = self.file.create_dataset(PROVENANCE_NAME, data=prov.reshape(-1, 1))
             text.attrs["MATLAB_class"] = np.bytes_(b"char")
             text.attrs["MATLAB_int_decode"] = np.int32(2)
+            self.sink.raise_failure()
         except BaseException:
-            self.file.close()
+            self._release()
             raise
         self.pipeline = ChunkRowWriter(
             self.dataset, rows=chunks[2], cols=chunks[1], width=self.width, bands=self.bands,
@@ -185,17 +188,25 @@ class MatV73Writer(CubeWriter):
 
     def _write_rows(self, y0: int, block: np.ndarray) -> None:
         self.pipeline.add(block)
+        self.sink.raise_failure()
 
     def _finish(self) -> None:
         self.pipeline.finish()
-        self.pipeline.close()
-        self.file.close()
+        self._release()
         with open(self.path, "r+b") as fh:
             fh.write(_header_text("7.3"))
 
     def _release(self) -> None:
-        self.pipeline.close()
-        self.file.close()
+        try:
+            pipeline = getattr(self, "pipeline", None)  # absent when the constructor failed
+            if pipeline is not None:
+                pipeline.close()
+        finally:
+            try:
+                self.file.close()
+            finally:
+                self.sink.close()
+        self.sink.raise_failure()
 
 
 def open_writer(paths: list[Path], *, height: int, width: int, wavelengths_nm: Any,

@@ -1,0 +1,65 @@
+"""First contact: `gmsr --help` and `--version` answer without importing torch, the commands are
+listed without importing them, and the first run says that it compiles the CPU kernels."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from gmsr_cli.cli.main import COMMAND_MODULES, SHORT_HELP, cli
+from gmsr_cli.firstrun import FIRST_RUN_NOTE, first_run_note, kernels_to_compile
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+PROBE = """
+import json, sys
+from gmsr_cli.cli.main import cli
+code = cli.main(sys.argv[1:], prog_name="gmsr", standalone_mode=False)
+heavy = sorted(m for m in ("torch", "numba", "h5py", "numpy", "gmsr_cli.cli.reconstruct") if m in sys.modules)
+print(json.dumps(heavy), file=sys.stderr)
+"""
+
+
+def _heavy_imports(*args: str) -> list[str]:
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    done = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stderr.strip().splitlines()[-1])
+
+
+def test_help_and_version_import_nothing_heavy():
+    assert _heavy_imports("--help") == []
+    assert _heavy_imports("--version") == []
+
+
+def test_help_lists_every_command_with_its_own_short_help():
+    out = CliRunner().invoke(cli, ["--help"]).output
+    for name in COMMAND_MODULES:
+        command = cli.commands[name]  # imports it
+        assert SHORT_HELP[name] == command.get_short_help_str(limit=200), name
+        assert name in out
+    assert sorted(cli.commands) == sorted(COMMAND_MODULES)
+
+
+def test_first_run_note_only_for_the_cpu_kernels_and_only_while_uncompiled():
+    assert first_run_note("cuda:0", "mamba") is None
+    assert first_run_note("cpu", "reference") is None
+    pending = kernels_to_compile()
+    assert pending is not None  # numba's cache layout is still what we read
+    assert first_run_note("cpu", "numba") == (FIRST_RUN_NOTE if pending else None)
+
+
+def test_an_empty_kernel_cache_is_announced(tmp_path):
+    # NUMBA_CACHE_DIR: numba's own way to move its cache, here to an empty folder (a first run).
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path),
+               PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    done = subprocess.run([sys.executable, "-c", "from gmsr_cli.firstrun import first_run_note; "
+                           "print(first_run_note('cpu', 'numba'))"], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == FIRST_RUN_NOTE
