@@ -149,7 +149,8 @@ def main(source: str, name: str) -> None:
     check = card["exact_colour_check"]
     md += ["", f"Exact colour (`--exact-colour`, each spectrum corrected so that the camera model renders it back to "
            f"the photo's unclipped pixels): **{'on' if exact_default else 'off'} by default** for these weights "
-           f"({check['rule']}); the tables above are {'with' if exact_default else 'without'} it. Validation means:", "",
+           f"({check['rule']}); the tables above are {'with' if exact_default else 'without'} it. "
+           "Validation means:", "",
            "| GMSR-Net | MRAE | RMSE | PSNR dB | SAM deg | most negative value |", "|---|---|---|---|---|---|",
            _row("with exact colour", check["with"]) + f" {check['most_negative_with']:.4f} |",
            _row("without", check["without"]) + f" {check['most_negative_without']:.4f} |", "",
@@ -162,9 +163,11 @@ def main(source: str, name: str) -> None:
            f"`{card['check_charts_command']}`", "",
            "| set | patches | GMSR-Net RMSE | baseline RMSE | GMSR-Net SAM deg | baseline SAM deg |",
            "|---|---|---|---|---|---|"]
-    for set_name, s in [*charts["sets"].items(), ("all", {"model": charts["mean"], "baseline": charts["baseline_mean"]})]:
-        md.append(f"| {set_name} | {s['model']['patches']} | {s['model']['patch_rmse']:.4f} | "
-                  f"{s['baseline']['patch_rmse']:.4f} | {s['model']['patch_sam']:.2f} | {s['baseline']['patch_sam']:.2f} |")
+    every = {"model": charts["mean"], "baseline": charts["baseline_mean"]}
+    for set_name, s in [*charts["sets"].items(), ("all", every)]:
+        ours, theirs = s["model"], s["baseline"]
+        md.append(f"| {set_name} | {ours['patches']} | {ours['patch_rmse']:.4f} | {theirs['patch_rmse']:.4f} | "
+                  f"{ours['patch_sam']:.2f} | {theirs['patch_sam']:.2f} |")
     md += ["", "Error per band (RMSE pooled over the validation scenes; `gmsr evaluate --per-band`):", "",
            "| nm | GMSR-Net | baseline |", "|---|---|---|"]
     md += [f"| {nm:.0f} | {a:.4f} | {b:.4f} |"

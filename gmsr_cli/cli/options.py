@@ -61,7 +61,7 @@ exact_colour_option: Decorator = click.option(
     "--exact-colour/--no-exact-colour", "exact_colour", default=DEFAULT_EXACT_COLOUR,
     help="Correct each pixel's spectrum (least change) so that the weights' camera model renders it back to "
          "the photo's colour exactly; pixels with a clipped channel are left as they are  [default: as the "
-         "weights' card says: on for gmsr-cave-srgb, off for gmsr-cave-cie1964].")
+         "weights' card says, else on for sRGB-camera weights: on for gmsr-cave-srgb, off for gmsr-cave-cie1964].")
 format_option: Decorator = click.option(
     "--format", "format", type=click.Choice(FORMAT_NAMES), default=None,
     help="Cube file format  [default: from the output's extension].")

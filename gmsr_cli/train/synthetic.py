@@ -1,4 +1,4 @@
-"""Synthetic training scenes: dead-leaves patches painted with measured reflectances, optional relighting with white balance."""
+"""Synthetic training scenes: dead-leaves patches of measured reflectances, optional relighting with white balance."""
 
 from __future__ import annotations
 
