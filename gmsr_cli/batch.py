@@ -16,6 +16,7 @@ from .io.atomic import output_error
 from .io.registry import DEFAULT_FORMAT, PHOTO_EXTENSIONS, is_photo
 from .model.loading import LoadedModel, load_model
 from .model.weights import DEFAULT_WEIGHTS
+from .colour import DEFAULT_EXACT_COLOUR
 from .reconstruct import output_paths, reconstruct_file
 from .tiling import DEFAULT_OVERLAP_PX, DEFAULT_TILE_PX, ProgressCallback
 
@@ -158,6 +159,7 @@ def run_batch(items: Sequence[BatchItem], *, model: LoadedModel | None = None,
               tile_px: int = DEFAULT_TILE_PX, overlap_px: int = DEFAULT_OVERLAP_PX,
               batch_tiles: int | None = None, tta: bool = False, format: str | None = None,
               dtype: str = "float32", overwrite: bool = False,
+              exact_colour: bool | None = DEFAULT_EXACT_COLOUR,
               on_file_start: Callable[[int, BatchItem], None] | None = None,
               on_file_end: Callable[[int, BatchResult], None] | None = None,
               progress: ProgressCallback | None = None,
@@ -170,7 +172,8 @@ def run_batch(items: Sequence[BatchItem], *, model: LoadedModel | None = None,
     (BackendError, WeightsError from loading; DeviceError, e.g. out of memory, from any photo) stop
     it: they would fail every photo the same way. A full disk (DiskFullError) is recorded for
     its photo and stops the batch, the remaining photos recorded as "not tried". KeyboardInterrupt
-    (Ctrl-C, SIGTERM under the CLI) stops it with the current output removed.
+    (Ctrl-C, SIGTERM under the CLI) stops it with the current output removed. ``exact_colour``:
+    as in reconstruct_file.
     """
     results: list[BatchResult] = []
     for i, item in enumerate(items):
@@ -195,7 +198,7 @@ def run_batch(items: Sequence[BatchItem], *, model: LoadedModel | None = None,
                 done = reconstruct_file(item.input_path, item.output_path, model=model, tile_px=tile_px,
                                         overlap_px=overlap_px, batch_tiles=batch_tiles, tta=tta,
                                         format=format, dtype=dtype, overwrite=overwrite or any(present),
-                                        progress=progress, on_warning=on_warning)
+                                        exact_colour=exact_colour, progress=progress, on_warning=on_warning)
                 result = BatchResult(item, "done", seconds=time.perf_counter() - start, warnings=done.warnings)
             except DeviceError:
                 raise

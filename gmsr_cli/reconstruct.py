@@ -10,6 +10,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from .colour import DEFAULT_EXACT_COLOUR, correct_cube, correcting_rows, resolve_exact_colour
 from .errors import GmsrError, InputImageError, OutputExistsError
 from .model.loading import LoadedModel, load_model
 from .model.weights import DEFAULT_WEIGHTS
@@ -55,26 +56,31 @@ def reconstruct_image(image: np.ndarray | PathLike, *, model: LoadedModel | None
                       weights: PathLike | None = DEFAULT_WEIGHTS, device: str = "auto", backend: str = "auto",
                       tile_px: int = DEFAULT_TILE_PX, overlap_px: int = DEFAULT_OVERLAP_PX,
                       batch_tiles: int | None = None, tta: bool = False,
+                      exact_colour: bool | None = DEFAULT_EXACT_COLOUR,
                       progress: ProgressCallback | None = None) -> np.ndarray:
     """A photo's cube in memory: (H, W, 31) float32 reflectance, bands 400..700 nm at 10 nm.
 
     image: (H, W, 3) RGB float in [0, 1] (or uint8 / uint16), or the path of a photo. ``model``
     (from load_model) saves loading the weights again; otherwise weights/device/backend are used.
+    exact_colour: correct each pixel's spectrum so that the weights' camera model renders it back to
+    the photo's linear RGB (gmsr_cli.colour; pixels with a clipped channel are left as they are);
+    None: as the weights' card says (colour.resolve_exact_colour).
     For photos larger than memory allows, use reconstruct_file, which streams to disk.
     """
     if isinstance(image, (str, os.PathLike)):
-        image = _read_photo(Path(image), None).data
+        image = _compact_pixels(_read_photo(Path(image), None))  # as reconstruct_file: same cube, bit for bit
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3:
         raise InputImageError(f"reconstruct_image needs an (H, W, 3) RGB array, got shape {image.shape}")
     if model is None:
         model = load_model(weights, device, backend)
-    return reconstruct_array(model.module, image, tile_px=tile_px, overlap_px=overlap_px,
+    cube = reconstruct_array(model.module, image, tile_px=tile_px, overlap_px=overlap_px,
                              batch_tiles=batch_tiles, device=model.device, tta=tta, progress=progress)
+    return correct_cube(cube, image, model.camera) if resolve_exact_colour(exact_colour, model) else cube
 
 
 def provenance_attrs(input_path: Path, model: LoadedModel, tile_px: int, overlap_px: int, tta: bool,
-                     bit_depth: int | None = None) -> dict[str, Any]:
+                     bit_depth: int | None = None, exact_colour: bool = False) -> dict[str, Any]:
     """The attributes stored with a reconstructed cube (the writer adds version and date)."""
     info = model.weights
     return {
@@ -87,6 +93,7 @@ def provenance_attrs(input_path: Path, model: LoadedModel, tile_px: int, overlap
         "tile_px": int(tile_px),
         "overlap_px": int(overlap_px),
         "tta": int(bool(tta)),
+        "exact_colour": int(bool(exact_colour)),
         "units": "reflectance",
     }
 
@@ -96,6 +103,7 @@ def reconstruct_file(input_path: PathLike, output_path: PathLike, *, model: Load
                      tile_px: int = DEFAULT_TILE_PX, overlap_px: int = DEFAULT_OVERLAP_PX,
                      batch_tiles: int | None = None, tta: bool = False, format: str | None = None,
                      dtype: str = "float32", overwrite: bool = False,
+                     exact_colour: bool | None = DEFAULT_EXACT_COLOUR,
                      progress: ProgressCallback | None = None,
                      on_warning: Callable[[str], None] | None = None) -> ReconstructResult:
     """Reconstruct a photo and stream its (H, W, 31) cube to ``output_path`` tile row by tile row.
@@ -104,7 +112,8 @@ def reconstruct_file(input_path: PathLike, output_path: PathLike, *, model: Load
     written under a temporary name and renamed when complete: on any error or interrupt nothing is
     left under the final name and an existing file is untouched; an existing output raises
     OutputExistsError unless ``overwrite``. Conversion warnings (alpha dropped...) go to
-    ``on_warning`` one line each; progress(done, total) counts tiles.
+    ``on_warning`` one line each; progress(done, total) counts tiles. ``exact_colour``: as in
+    reconstruct_image, applied to each finished row block; recorded in the cube's attrs.
     """
     from . import interrupts
     from .firstrun import first_run_note
@@ -125,17 +134,18 @@ def reconstruct_file(input_path: PathLike, output_path: PathLike, *, model: Load
     check_output_space(output_path, height, width, len(WAVELENGTHS_NM), format=format, dtype=dtype)
     if model is None:
         model = load_model(weights, device, backend)
+    exact_colour = resolve_exact_colour(exact_colour, model)
     note = first_run_note(model.device, model.backend) if on_warning is not None else None
     if note is not None:
         on_warning(note)  # else the first tile looks like a hang
     image = _read_photo(input_path, on_warning)
     height, width, warnings = image.height, image.width, list(image.warnings)
-    attrs = provenance_attrs(input_path, model, tile_px, overlap_px, tta, image.bit_depth)
+    attrs = provenance_attrs(input_path, model, tile_px, overlap_px, tta, image.bit_depth, exact_colour)
     pixels = _compact_pixels(image)
     del image
     with open_cube_writer(output_path, height, width, WAVELENGTHS_NM, format=format, dtype=dtype,
                           overwrite=overwrite, attrs=attrs) as writer:
-        def on_rows(y0: int, block: np.ndarray) -> None:
+        def write(y0: int, block: np.ndarray) -> None:
             interrupts.check()  # a safe point: a Ctrl-C swallowed by a finalizer stops the run here
             writer.write_rows(y0, block)
 
@@ -144,6 +154,7 @@ def reconstruct_file(input_path: PathLike, output_path: PathLike, *, model: Load
             if progress is not None:
                 progress(done, total)
 
+        on_rows = correcting_rows(write, pixels, model.camera) if exact_colour else write
         tiled_forward(model.module, pixels, tile_px=tile_px, overlap_px=overlap_px, batch_tiles=batch_tiles,
                       device=model.device, tta=tta, on_rows=on_rows, progress=on_progress)
     return ReconstructResult(input_path=input_path, output_paths=outputs, height=height, width=width,

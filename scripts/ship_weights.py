@@ -16,11 +16,13 @@ import torch
 
 from gmsr_cli import __version__, spectra
 from gmsr_cli.api import load_model
+from gmsr_cli.colour import CARD_KEY
 from gmsr_cli.model.gmsr import GMSRNet
 from gmsr_cli.model.weights import load_weights, read_weights, save_weights, sha256_of
 from gmsr_cli.tiling import DEFAULT_OVERLAP_PX, DEFAULT_TILE_PX
 from gmsr_cli.train import data as train_data
-from gmsr_cli.train.evaluate import evaluate
+from gmsr_cli.train.charts import evaluate_charts
+from gmsr_cli.train.evaluate import evaluate, fit_baseline
 from gmsr_cli.train.loop import lineage, lineage_seconds
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,11 +56,23 @@ def main(source: str, name: str) -> None:
     if init and not trained.get("started_from"):  # runs from before cards recorded their lineage
         trained["started_from"] = lineage(read_weights(init)[1])  # read before weights/<name> is replaced
         trained["total_training_seconds"] = trained.get("training_seconds", 0) + lineage_seconds(trained["started_from"])
-    result = evaluate(model, train_data.scene_paths("val"), tile_px=DEFAULT_TILE_PX, overlap_px=DEFAULT_OVERLAP_PX,
-                      baseline=True)
+    # Exact colour (gmsr_cli.colour) is on by default for these weights only if, on the validation
+    # scenes, it does not lower PSNR nor raise MRAE; the card records the decision and both results.
+    kw = {"tile_px": DEFAULT_TILE_PX, "overlap_px": DEFAULT_OVERLAP_PX}
+    with_exact = evaluate(model, train_data.scene_paths("val"), baseline=True, exact_colour=True, charts=True, **kw)
+    without = evaluate(model, train_data.scene_paths("val"), exact_colour=False, **kw)
+    exact_default = (with_exact["mean"]["psnr"] >= without["mean"]["psnr"]
+                     and with_exact["mean"]["mrae"] <= without["mean"]["mrae"])
+    trained[CARD_KEY] = exact_default
+    model.weights.card[CARD_KEY] = exact_default  # the training-scene evaluation below uses the decision
+    if not exact_default:  # the charts as users get them
+        with_exact["charts"] = evaluate_charts(model, fit_baseline(model.camera), exact_colour=False)
+    result = with_exact
+    if not exact_default:  # the network's numbers without, beside the same baseline and charts
+        result = {**without, **{k: v for k, v in with_exact.items() if "baseline" in k or k == "charts"},
+                  "scenes": [{**w, "baseline": e["baseline"]} for w, e in zip(without["scenes"], with_exact["scenes"])]}
     # The same on the training scenes: how much of the fit carries over to scenes the model never saw.
-    seen = evaluate(model, train_data.scene_paths("train"), tile_px=DEFAULT_TILE_PX, overlap_px=DEFAULT_OVERLAP_PX,
-                    baseline=True)
+    seen = evaluate(model, train_data.scene_paths("train"), baseline=True, **kw)
     card = {
         **trained,
         "name": name,
@@ -76,7 +90,16 @@ def main(source: str, name: str) -> None:
         "evaluation": {"command": f"gmsr evaluate --weights {name} --baseline",
                        "train_scenes_command": f"gmsr evaluate --weights {name} --split train --baseline",
                        "tile_px": DEFAULT_TILE_PX, "overlap_px": DEFAULT_OVERLAP_PX,
-                       "rgb": result["rgb"], "scenes": "whole 512x512 images"},
+                       "rgb": result["rgb"], "scenes": "whole 512x512 images",
+                       "exact_colour": exact_default},
+        "check_charts": result["charts"],
+        "check_charts_command": f"gmsr evaluate --weights {name} --charts",
+        "exact_colour_check": {
+            "rule": "on by default only if validation PSNR does not drop and MRAE does not rise",
+            "with": with_exact["mean"], "without": without["mean"],
+            "most_negative_with": with_exact["min_value"], "most_negative_without": without["min_value"],
+            "commands": [f"gmsr evaluate --weights {name} --exact-colour",
+                         f"gmsr evaluate --weights {name} --no-exact-colour"]},
         # whole-image validation as measured by the training loop (kept when a shipped file is re-packaged)
         "training_metrics_whole_image": trained.get("training_metrics_whole_image", trained.get("val_metrics")),
         "data_licence": "CAVE Multispectral Image Database, research use; cite Yasuma et al., IEEE TIP 2010",
@@ -123,6 +146,28 @@ def main(source: str, name: str) -> None:
     for r in result["scenes"]:
         md.append(_row(f"{r['scene']} | GMSR-Net", r["model"]))
         md.append(_row(f"{r['scene']} | baseline", r["baseline"]))
+    check = card["exact_colour_check"]
+    md += ["", f"Exact colour (`--exact-colour`, each spectrum corrected so that the camera model renders it back to "
+           f"the photo's unclipped pixels): **{'on' if exact_default else 'off'} by default** for these weights "
+           f"({check['rule']}); the tables above are {'with' if exact_default else 'without'} it. "
+           "Validation means:", "",
+           "| GMSR-Net | MRAE | RMSE | PSNR dB | SAM deg | most negative value |", "|---|---|---|---|---|---|",
+           _row("with exact colour", check["with"]) + f" {check['most_negative_with']:.4f} |",
+           _row("without", check["without"]) + f" {check['most_negative_without']:.4f} |", "",
+           f"Reproduce: `{check['commands'][0]}` and `{check['commands'][1]}`."]
+    charts = card["check_charts"]
+    md += ["", "## Spectral check charts", "",
+           f"Measured reflectances of material groups kept out of training ({', '.join(charts['split']['check'])}; "
+           "gmsr_cli/train/charts.py), each a flat patch of a chart rendered to an 8-bit photo by the camera model; "
+           f"mean over patches of the RMSE and the spectral angle of each patch's mean spectrum. Reproduce: "
+           f"`{card['check_charts_command']}`", "",
+           "| set | patches | GMSR-Net RMSE | baseline RMSE | GMSR-Net SAM deg | baseline SAM deg |",
+           "|---|---|---|---|---|---|"]
+    every = {"model": charts["mean"], "baseline": charts["baseline_mean"]}
+    for set_name, s in [*charts["sets"].items(), ("all", every)]:
+        ours, theirs = s["model"], s["baseline"]
+        md.append(f"| {set_name} | {ours['patches']} | {ours['patch_rmse']:.4f} | {theirs['patch_rmse']:.4f} | "
+                  f"{ours['patch_sam']:.2f} | {theirs['patch_sam']:.2f} |")
     md += ["", "Error per band (RMSE pooled over the validation scenes; `gmsr evaluate --per-band`):", "",
            "| nm | GMSR-Net | baseline |", "|---|---|---|"]
     md += [f"| {nm:.0f} | {a:.4f} | {b:.4f} |"

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from gmsr_cli import api
+from gmsr_cli.colour import correct_cube
 from gmsr_cli.errors import CubeError, GmsrError, OutputExistsError
 from gmsr_cli.io import read_cube
 from gmsr_cli.spectra import WAVELENGTHS_NM, render_rgb
@@ -30,15 +31,17 @@ def test_reconstruct_file_writes_the_streamed_cube_with_provenance(model, photo,
     out = tmp_path / "cube.h5"
     result = api.reconstruct_file(photo, out, model=model, tile_px=16, overlap_px=4)
     assert result.output_paths == [out] and (result.height, result.width) == (H, W)
-    pixels = np.asarray(Image.open(photo)).astype(np.float32) / np.float32(255)
-    expected = reconstruct_array(model.module, pixels, tile_px=16, overlap_px=4)
+    pixels = np.asarray(Image.open(photo))
+    # the random weights' card has no exact_colour entry: on, as for every sRGB-camera weights
+    expected = correct_cube(reconstruct_array(model.module, pixels.astype(np.float32) / np.float32(255), tile_px=16,
+                                              overlap_px=4), pixels, "srgb")
     with h5py.File(out, "r") as f:
         assert np.array_equal(f["cube"][...], expected)
         np.testing.assert_array_equal(f["wavelengths"][...], WAVELENGTHS_NM)
         attrs = dict(f.attrs)
     assert attrs["weights"] == "test-random-init" and len(attrs["weights_sha256"]) == 64
     assert attrs["source_image"] == str(photo) and attrs["camera"] == "srgb"
-    assert (attrs["tile_px"], attrs["overlap_px"], attrs["tta"]) == (16, 4, 0)
+    assert (attrs["tile_px"], attrs["overlap_px"], attrs["tta"], attrs["exact_colour"]) == (16, 4, 0, 1)
     assert "gmsr_cli_version" in attrs and "created" in attrs
     assert sorted(os.listdir(tmp_path)) == ["cube.h5", "photo.png"]  # no temporaries left
 

@@ -9,8 +9,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from gmsr_cli.cli.options import (dtype_option, model_options, overwrite_option, quiet_option, tiling_options,
-                                  writer_options)
+from gmsr_cli.cli.options import (dtype_option, exact_colour_option, model_options, overwrite_option, quiet_option,
+                                  tiling_options, writer_options)
 from gmsr_cli.cli.ui import progress_bars, warn
 from gmsr_cli.io.registry import DEFAULT_FORMAT, FORMAT_NAMES
 
@@ -32,11 +32,12 @@ MAX_LISTED_FAILURES = 50
 @writer_options
 @model_options
 @tiling_options
+@exact_colour_option
 @overwrite_option
 @quiet_option
 def command(inputs: tuple[str, ...], output_dir: Path | None, format: str, shard: str | None, dry_run: bool, dtype: str,
             weights: str, device: str, backend: str, tile_px: int, overlap_px: int, batch_tiles: int | None,
-            tta: bool, overwrite: bool, quiet: bool) -> None:
+            tta: bool, exact_colour: bool, overwrite: bool, quiet: bool) -> None:
     """Reconstruct every photo found in DIR (recursively), matched by GLOB, or given as PHOTO.
 
     Each cube is written beside its photo (photo.png -> photo.h5), or with -o mirroring the input
@@ -79,8 +80,8 @@ def command(inputs: tuple[str, ...], output_dir: Path | None, format: str, shard
 
         results = api.run_batch(items, weights=weights, device=device, backend=backend, tile_px=tile_px,
                                 overlap_px=overlap_px, batch_tiles=batch_tiles, tta=tta, format=format,
-                                dtype=dtype, overwrite=overwrite, on_file_start=start, on_file_end=end,
-                                progress=tiles, on_warning=warn)
+                                dtype=dtype, exact_colour=exact_colour, overwrite=overwrite, on_file_start=start,
+                                on_file_end=end, progress=tiles, on_warning=warn)
     failed = [r for r in results if r.status == "failed"]
     _print_summary(results, failed)
     untried = [r for r in results if r.status == "not tried"]

@@ -6,7 +6,8 @@ import json
 
 import click
 
-from gmsr_cli.cli.options import backend_option, device_option, overlap_option, tile_option, tta_option
+from gmsr_cli.cli.options import (backend_option, device_option, exact_colour_option, overlap_option, tile_option,
+                                  tta_option)
 
 
 @click.command("evaluate")
@@ -23,15 +24,19 @@ from gmsr_cli.cli.options import backend_option, device_option, overlap_option, 
 @click.option("--split", type=click.Choice(["val", "train"]), default=None,
               help="Score the CAVE validation or training scenes instead of SCENES [default: val when no SCENES]; "
                    "train beside val shows how much of a model's fit carries over to scenes it never saw.")
+@click.option("--charts", is_flag=True,
+              help="Also score GMSR-Net and the baseline on the spectral check charts: flat patches of the measured "
+                   "reflectances kept out of training (natural objects, clothes, hair, skin), patch RMSE and SAM.")
 @click.option("--per-band", is_flag=True, help="Also print the RMSE of each band, pooled over the scenes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON (per-band RMSE included).")
 @tile_option
 @overlap_option
 @tta_option
+@exact_colour_option
 @device_option
 @backend_option
-def command(scenes, weights, rgb_images, camera, baseline, data_dir, split, per_band, as_json, tile_px, overlap_px, tta,
-            device, backend):
+def command(scenes, weights, rgb_images, camera, baseline, data_dir, split, charts, per_band, as_json, tile_px, overlap_px, tta,
+            exact_colour, device, backend):
     """Reconstruct whole SCENES (cube files) and report MRAE, RMSE, PSNR and SAM.
 
     The RGB input is rendered from each cube by the weights' camera model as an 8-bit photo and
@@ -43,6 +48,7 @@ def command(scenes, weights, rgb_images, camera, baseline, data_dir, split, per_
       gmsr evaluate --weights gmsr-cave-srgb --baseline
       gmsr evaluate --split train --baseline --per-band
       gmsr evaluate --weights my.safetensors scene1.h5 scene2.mat --json
+      gmsr evaluate --weights gmsr-cave-srgb --charts
     """
     from rich.console import Console
     from rich.table import Table
@@ -62,12 +68,13 @@ def command(scenes, weights, rgb_images, camera, baseline, data_dir, split, per_
             err.print(f"[dim]{row['scene']}: {row['seconds']} s[/dim]")
 
     result = evaluate(model, paths, rgb_images=list(rgb_images) or None, camera=camera, tile_px=tile_px,
-                      overlap_px=overlap_px, tta=tta, baseline=baseline, data_dir=data_dir, on_scene=on_scene)
+                      overlap_px=overlap_px, tta=tta, baseline=baseline, data_dir=data_dir,
+                      exact_colour=exact_colour, charts=charts, on_scene=on_scene)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
     table = Table(title=f"{result['weights']} (camera {result['camera']}, tile {tile_px}, overlap {overlap_px}"
-                  f"{', TTA' if tta else ''})")
+                  f"{', TTA' if tta else ''}{', exact colour' if result['exact_colour'] else ''})")
     table.add_column("scene")
     table.add_column("method")
     for name in ("MRAE", "RMSE", "PSNR dB", "SAM deg"):
@@ -85,6 +92,8 @@ def command(scenes, weights, rgb_images, camera, baseline, data_dir, split, per_
     if "baseline_mean" in result:
         add("mean", "baseline", result["baseline_mean"], style="bold dim")
     Console().print(table)
+    if charts:
+        _print_charts(result["charts"])
     if per_band:
         bands = Table(title="RMSE per band, pooled over the scenes")
         bands.add_column("nm", justify="right")
@@ -97,3 +106,20 @@ def command(scenes, weights, rgb_images, camera, baseline, data_dir, split, per_
                 cells.append(f"{result['baseline_band_rmse'][i]:.4f}")
             bands.add_row(*cells)
         Console().print(bands)
+
+
+def _print_charts(charts: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Spectral check charts (measured reflectances as flat patches, 8-bit RGB; mean over patches)")
+    table.add_column("set", no_wrap=True)
+    table.add_column("patches", justify="right")
+    for name in ("GMSR-Net RMSE", "baseline RMSE", "GMSR-Net SAM deg", "baseline SAM deg"):
+        table.add_column(name, justify="right")
+    rows = [(name, s["model"], s["baseline"]) for name, s in charts["sets"].items()]
+    rows.append(("all", charts["mean"], charts["baseline_mean"]))
+    for name, ours, theirs in rows:
+        table.add_row(name, str(ours["patches"]), f"{ours['patch_rmse']:.4f}", f"{theirs['patch_rmse']:.4f}",
+                      f"{ours['patch_sam']:.2f}", f"{theirs['patch_sam']:.2f}", style="bold" if name == "all" else None)
+    Console().print(table)

@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 import click
 
+from gmsr_cli.colour import DEFAULT_EXACT_COLOUR
 from gmsr_cli.io import FORMAT_NAMES
 from gmsr_cli.defaults import DEFAULT_OVERLAP_PX, DEFAULT_TILE_PX, DEFAULT_WEIGHTS
 from gmsr_cli.scan.registry import BACKEND_NAMES, backend_help
@@ -57,6 +58,11 @@ backend_option: Decorator = click.option(
 weights_option: Decorator = click.option(
     "--weights", default=DEFAULT_WEIGHTS, show_default=True, metavar="NAME|PATH",
     help="Shipped weights name, or a .safetensors / PyTorch checkpoint file.")
+exact_colour_option: Decorator = click.option(
+    "--exact-colour/--no-exact-colour", "exact_colour", default=DEFAULT_EXACT_COLOUR,
+    help="Correct each pixel's spectrum (least change) so that the weights' camera model renders it back to "
+         "the photo's colour exactly; pixels with a clipped channel are left as they are  [default: as the "
+         "weights' card says, else on for sRGB-camera weights: on for gmsr-cave-srgb, off for gmsr-cave-cie1964].")
 format_option: Decorator = click.option(
     "--format", "format", type=click.Choice(FORMAT_NAMES), default=None,
     help="Cube file format  [default: from the output's extension].")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from gmsr_cli.cli.options import (dtype_option, format_option, model_options, overwrite_option, quiet_option,
-                                  tiling_options, writer_options)
+from gmsr_cli.cli.options import (dtype_option, exact_colour_option, format_option, model_options, overwrite_option,
+                                  quiet_option, tiling_options, writer_options)
 from gmsr_cli.cli.ui import tile_progress, warn
 
 
@@ -20,13 +20,14 @@ from gmsr_cli.cli.ui import tile_progress, warn
 @writer_options
 @model_options
 @tiling_options
+@exact_colour_option
 @click.option("--view", is_flag=True,
               help="Also write the HTML viewer of the cube beside it (CUBE_view.html, as gmsr view).")
 @overwrite_option
 @quiet_option
 def command(photo: Path, output: Path | None, format: str | None, dtype: str, weights: str, device: str,
-            backend: str, tile_px: int, overlap_px: int, batch_tiles: int | None, tta: bool, view: bool,
-            overwrite: bool, quiet: bool) -> None:
+            backend: str, tile_px: int, overlap_px: int, batch_tiles: int | None, tta: bool,
+            exact_colour: bool, view: bool, overwrite: bool, quiet: bool) -> None:
     """Reconstruct a 31-band cube (400-700 nm, 10 nm steps) from an RGB photo.
 
     PHOTO is a PNG, JPEG, TIFF, BMP or WebP file, 8 or 16 bit, of any size: it is processed in
@@ -52,8 +53,8 @@ def command(photo: Path, output: Path | None, format: str | None, dtype: str, we
     with tile_progress(quiet, f"{photo.name}") as progress:
         result = api.reconstruct_file(photo, output, weights=weights, device=device, backend=backend,
                                       tile_px=tile_px, overlap_px=overlap_px, batch_tiles=batch_tiles, tta=tta,
-                                      format=format, dtype=dtype, overwrite=overwrite, progress=progress,
-                                      on_warning=warn)
+                                      exact_colour=exact_colour, format=format, dtype=dtype, overwrite=overwrite,
+                                      progress=progress, on_warning=warn)
     files = ", ".join(str(p) for p in result.output_paths)
     click.echo(f"Wrote {files} ({result.height} x {result.width} x 31, {result.seconds:.1f} s)")
     if view:

@@ -45,6 +45,12 @@ def _cameras(ctx, param, value):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--mix-prob", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Fraction of patches that blend two scenes' reflectances (more spectra than the scenes hold).")
+@click.option("--synthetic-prob", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Fraction of patches that are synthetic scenes (overlapping shaded shapes) painted with measured "
+                   "reflectances (the train part of ../shared/data/spectra; the check part is never used).")
+@click.option("--relight-prob", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Fraction of patches photographed under a measured illuminant (daylight, tungsten, fluorescent) "
+                   "and white balanced by the camera, so that such photos map back to reflectance.")
 @click.option("--init", "init_weights", default="", metavar="NAME|PATH",
               help="Start from these weights instead of random ones (fine-tuning, e.g. for another camera).")
 @click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
@@ -53,7 +59,8 @@ def _cameras(ctx, param, value):
 @device_option
 @backend_option
 def command(out_dir, camera, cameras, train_files, val_files, data_dir, epochs, samples_per_epoch, patch_px,
-            batch_size, lr, lr_min, seed, mix_prob, init_weights, max_minutes, fresh, device, backend):
+            batch_size, lr, lr_min, seed, mix_prob, synthetic_prob,
+            relight_prob, init_weights, max_minutes, fresh, device, backend):
     """Train GMSR-Net weights; run the same command again to resume where it stopped.
 
     Each epoch draws random patches from the training cubes, renders them to 8-bit RGB with the
@@ -75,7 +82,8 @@ def command(out_dir, camera, cameras, train_files, val_files, data_dir, epochs, 
 
     cfg = TrainConfig(camera=camera, cameras=cameras, train=list(train_files), val=list(val_files), epochs=epochs,
                       samples_per_epoch=samples_per_epoch, patch_px=patch_px, batch_size=batch_size, lr=lr,
-                      lr_min=lr_min, seed=seed, mix_prob=mix_prob, init=init_weights)
+                      lr_min=lr_min, seed=seed, mix_prob=mix_prob, synthetic_prob=synthetic_prob,
+                      relight_prob=relight_prob, init=init_weights)
     console = Console(stderr=True)
     with Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), TextColumn("loss {task.fields[loss]:.4f}"),
                   TimeRemainingColumn(), console=console, transient=True) as progress:

@@ -348,11 +348,15 @@ class PatchDataset(Dataset):
         gain = math.exp(rng.uniform(*self.log_gain_range))
         camera = self.cameras[int(rng.integers(len(self.cameras)))]
         cube = cube * np.float32(gain)
-        rgb = spectra.render_rgb_float(cube, camera)  # clips at 1 and rounds to 8 bits
+        rgb = self._render(cube, camera, rng)
         return (
             torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))),
             torch.from_numpy(np.ascontiguousarray(cube.transpose(2, 0, 1))),
         )
+
+    def _render(self, cube: np.ndarray, camera: str, rng: np.random.Generator) -> np.ndarray:
+        """The sample's 8-bit float RGB (p, p, 3) (train/synthetic.py relights here)."""
+        return spectra.render_rgb_float(cube, camera)  # clips at 1 and rounds to 8 bits
 
     def _reflectance_patch(self, rng: np.random.Generator) -> np.ndarray:
         """A random scene's random patch_px crop in a random orientation, float32 (p, p, 31)."""

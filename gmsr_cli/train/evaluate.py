@@ -10,6 +10,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .. import spectra
+from ..colour import DEFAULT_EXACT_COLOUR, correct_cube, resolve_exact_colour
 from ..errors import DataError
 from ..tiling import DEFAULT_OVERLAP_PX, DEFAULT_TILE_PX, reconstruct_array
 from . import data as train_data
@@ -39,21 +40,27 @@ def fit_baseline(camera: str, data_dir: str | Path | None = None, train_files: S
 def evaluate(model, scenes: Sequence[str | Path], *, rgb_images: Sequence[str | Path] | None = None,
              camera: str | None = None, tile_px: int = DEFAULT_TILE_PX, overlap_px: int = DEFAULT_OVERLAP_PX,
              batch_tiles: int | None = None, tta: bool = False, baseline: bool = False,
-             data_dir: str | Path | None = None, on_scene: Callable[[dict], None] | None = None) -> dict:
+             data_dir: str | Path | None = None, exact_colour: bool | None = DEFAULT_EXACT_COLOUR,
+             charts: bool = False, on_scene: Callable[[dict], None] | None = None) -> dict:
     """Score ``model`` (an api.LoadedModel) on whole cubes.
 
     scenes: cube files (CAVE .h5, or any cube gmsr reads, resampled to 400-700 nm). The RGB input is
     rendered from each cube by ``camera`` (default: the weights' camera) as an 8-bit photo, or read
     from ``rgb_images`` (one per scene, same size). Returns {"scenes": [{"scene", "model": {...},
     "baseline": {...}?}], "mean": {...}, "baseline_mean": {...}?, settings}. Metrics: MRAE, RMSE,
-    PSNR (dB, peak 1), SAM (degrees), computed over the whole image.
+    PSNR (dB, peak 1), SAM (degrees), computed over the whole image. ``exact_colour`` corrects the
+    network's cube to the input photo's colour through the weights' camera (as gmsr reconstruct does;
+    None: as the weights' card says);
+    the baseline is scored as it predicts. The result records the most negative value of the cubes.
+    ``charts``: also score both methods on the spectral check charts (train/charts.py) as "charts".
     """
     from ..io import read_rgb
 
     if rgb_images is not None and len(rgb_images) != len(scenes):
         raise DataError(f"got {len(rgb_images)} RGB images for {len(scenes)} scenes; give one per scene, in order")
     camera = camera or model.camera
-    fitted = fit_baseline(camera, data_dir) if baseline else None
+    exact_colour = resolve_exact_colour(exact_colour, model)
+    fitted = fit_baseline(camera, data_dir) if baseline or charts else None
     rows = []
     for i, scene in enumerate(scenes):
         start = time.perf_counter()
@@ -67,11 +74,13 @@ def evaluate(model, scenes: Sequence[str | Path], *, rgb_images: Sequence[str | 
             rgb, cube = train_data.whole_scene_pair(cube, camera)
         rec = reconstruct_array(model.module, rgb, tile_px=tile_px, overlap_px=overlap_px,
                                 batch_tiles=batch_tiles, device=model.device, tta=tta)
+        if exact_colour:
+            correct_cube(rec, rgb, model.camera)
         acc = MetricAccumulator()
         acc.update(rec, cube)
         row = {"scene": Path(scene).stem, "model": acc.result(), "model_band_rmse": acc.band_rmse(),
-               "seconds": round(time.perf_counter() - start, 2)}
-        if fitted is not None:
+               "min_value": float(rec.min()), "seconds": round(time.perf_counter() - start, 2)}
+        if baseline:
             acc = MetricAccumulator()
             acc.update(fitted.predict(rgb), cube)
             row["baseline"] = acc.result()
@@ -84,13 +93,18 @@ def evaluate(model, scenes: Sequence[str | Path], *, rgb_images: Sequence[str | 
     result = {
         "weights": None if model.weights is None else model.weights.name,
         "sha256": None if model.weights is None else model.weights.sha256,
-        "camera": camera, "tile_px": tile_px, "overlap_px": overlap_px, "tta": tta,
+        "camera": camera, "tile_px": tile_px, "overlap_px": overlap_px, "tta": tta, "exact_colour": bool(exact_colour),
+        "min_value": min(r["min_value"] for r in rows),
         "rgb": "given images" if rgb_images is not None else f"rendered 8-bit by camera model {camera!r}",
         "scenes": rows, "mean": _mean([r["model"] for r in rows]),
         "wavelengths_nm": [float(w) for w in spectra.WAVELENGTHS_NM],
         "band_rmse": _band_rmse_mean([r["model_band_rmse"] for r in rows]),
     }
-    if fitted is not None:
+    if charts:
+        from .charts import evaluate_charts
+
+        result["charts"] = evaluate_charts(model, fitted, camera=camera, exact_colour=exact_colour)
+    if baseline:
         result["baseline"] = "root-polynomial degree 2 (linear RGB), least squares on the CAVE training scenes"
         result["baseline_mean"] = _mean([r["baseline"] for r in rows])
         result["baseline_band_rmse"] = _band_rmse_mean([r["baseline_band_rmse"] for r in rows])

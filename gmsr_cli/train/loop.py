@@ -56,6 +56,8 @@ class TrainConfig:
     relative_eps: float = 0.01
     gain_range: tuple[float, float] = (0.5, 1.6)
     mix_prob: float = 0.0  # fraction of patches that blend two scenes' reflectances (data.PatchDataset)
+    synthetic_prob: float = 0.0  # fraction of patches that are synthetic scenes of measured spectra (synthetic.py)
+    relight_prob: float = 0.0  # fraction of samples relit by a measured illuminant and white balanced
     seed: int = 0
     init: str = ""  # weights to start from (fine-tuning), e.g. the srgb weights for a cie1964 model
     val_tile_px: int = 0  # 0: whole image, as `gmsr evaluate --tile 0`
@@ -169,9 +171,14 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, device: torch.device | str =
     elif cfg.init:
         state["started_from"] = lineage(load_weights(model, cfg.init))
     sources = cfg.train or [str(p) for p in train_data.scene_paths("train", data_dir)]
-    dataset = train_data.PatchDataset(sources, cfg.patch_px, camera=cfg.camera, cameras=cfg.cameras or None,
-                                      gain_range=tuple(cfg.gain_range), samples_per_epoch=cfg.samples_per_epoch,
-                                      seed=cfg.seed, mix_prob=cfg.mix_prob)
+    dataset_options = dict(camera=cfg.camera, cameras=cfg.cameras or None, gain_range=tuple(cfg.gain_range),
+                           samples_per_epoch=cfg.samples_per_epoch, seed=cfg.seed, mix_prob=cfg.mix_prob)
+    if cfg.synthetic_prob or cfg.relight_prob:
+        from .synthetic import spectral_dataset
+
+        dataset = spectral_dataset(sources, cfg.patch_px, cfg.synthetic_prob, cfg.relight_prob, **dataset_options)
+    else:
+        dataset = train_data.PatchDataset(sources, cfg.patch_px, **dataset_options)
     val_pairs = _val_pairs(cfg, data_dir)
     steps_per_epoch = math.ceil(cfg.samples_per_epoch / cfg.batch_size)
     total_steps = cfg.epochs * steps_per_epoch
