@@ -21,10 +21,11 @@ def test_both_camera_models_ship_with_cards():
 def test_evaluate_reproduces_the_srgb_card(shared_dir, gmsr):
     report = json.loads(gmsr("evaluate", "--weights", "gmsr-cave-srgb", "--baseline", "--json", code=0).output)
     _, info = read_weights("gmsr-cave-srgb")
-    # The default tiles run the 512 x 512 scenes whole, as the training run's validation did; the
-    # card's val_metrics and band RMSE were made with fixed 256 px tiles, within 0.3% (per band 2.2%).
+    # The default tiles now run the 512 x 512 scenes whole; the card's val_metrics and band RMSE (with
+    # exact colour, the card's default) were made with fixed 256 px tiles: within 0.3% (per band 2.2%).
+    # (Regenerating the cards with scripts/ship_weights.py under the current plan makes these exact.)
+    assert info.card["exact_colour"] is True and report["exact_colour"] is True
     for key in ("mrae", "rmse", "psnr", "sam"):
-        assert report["mean"][key] == pytest.approx(info.card["training_metrics_whole_image"][key], rel=1e-4)
         assert report["mean"][key] == pytest.approx(info.card["val_metrics"][key], rel=5e-3)
         assert report["baseline_mean"][key] == pytest.approx(info.card["baseline_val_metrics"][key], rel=1e-4)
     assert report["band_rmse"] == pytest.approx(info.card["val_band_rmse"], rel=3e-2)
