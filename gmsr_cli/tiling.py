@@ -16,10 +16,10 @@ from .errors import DeviceError, GmsrError
 # and a 512 x 512 photo costs 2.25x fewer network pixels than 3 x 3 tiles of 256); see docs/tiling.md.
 SINGLE_PASS_FACTOR = 2
 # Longer sides take the fewest tiles of at most this many times --tile at the requested overlap.
-# 1 (tiles of --tile) for now: the band plan (2: a 4000 px side in 9 tiles of 473 px instead of
-# 18 of 256, 1.13x the photo's pixels instead of 1.38x) measured 17% SLOWER end to end at
-# 4000 x 3000 on the loaded 2-core machine (docs/performance.md); it stays available as
-# ``max_tile_px`` until a quiet benchmark settles it.
+# 1 (tiles of --tile): the band plan (2: a 4000 px side in 9 tiles of 473 px instead of 18 of
+# 256, 1.13x the photo's pixels instead of 1.38x) took the same time end to end at 4000 x 3000 on
+# a quiet 2-core machine (67.6 against 68.0 s; 17% slower under load; docs/performance.md), since
+# the per-pixel cost grows with the tile; it stays available as ``max_tile_px``.
 MAX_TILE_FACTOR = 1
 # Tiles per forward pass when not given. On the CPU a batch is no faster than its tiles one by one
 # and each 256 px tile costs about 350 MB, so 1; on a GPU batches keep the device busy.
