@@ -82,3 +82,19 @@ class GuardedFile:
     @property
     def closed(self) -> bool:
         return self._fh.closed
+
+
+def close_hdf5(file, sink: GuardedFile, pipeline=None) -> None:
+    """Close what an HDF5-based writer holds, in order, whatever fails: its chunk pipeline (if
+    any), the h5py ``file`` written through ``sink``, then ``sink``; then raise the first write
+    failure the sink recorded (OutputError / DiskFullError)."""
+    try:
+        if pipeline is not None:
+            pipeline.close()
+    finally:
+        try:
+            file.close()
+        finally:
+            sink.close()
+    sink.raise_failure()
+

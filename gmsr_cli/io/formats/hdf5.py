@@ -11,7 +11,7 @@ from gmsr_cli.errors import CubeError, FormatError
 from gmsr_cli.io.chunks import ChunkRowWriter
 from gmsr_cli.io.codecs import VALUES_LABEL, default_threads, keep_mantissa_bits
 from gmsr_cli.io.cube import AxesView, Cube
-from gmsr_cli.io.guarded import GuardedFile
+from gmsr_cli.io.guarded import GuardedFile, close_hdf5
 from gmsr_cli.io.formats._base import (CubeWriter, RowBuffer, looks_like_wavelengths, choose_cube_variable,
                                        choose_wavelength_variable, clean_attrs, default_integer_scale,
                                        wavelengths_to_nm)
@@ -132,16 +132,7 @@ class Hdf5Writer(CubeWriter):
         self.sink.raise_failure()
 
     def _release(self) -> None:
-        try:
-            pipeline = getattr(self, "pipeline", None)  # absent when the constructor failed
-            if pipeline is not None:
-                pipeline.close()
-        finally:
-            try:
-                self.file.close()
-            finally:
-                self.sink.close()
-        self.sink.raise_failure()
+        close_hdf5(self.file, self.sink, getattr(self, "pipeline", None))  # no pipeline if the constructor failed
 
 
 def open_writer(paths: list[Path], *, height: int, width: int, wavelengths_nm: Any,

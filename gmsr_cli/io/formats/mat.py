@@ -13,7 +13,7 @@ import numpy as np
 
 from gmsr_cli.errors import CubeError, FormatError
 from gmsr_cli.io.cube import AxesView, Cube, MappedArray
-from gmsr_cli.io.guarded import GuardedFile
+from gmsr_cli.io.guarded import GuardedFile, close_hdf5
 from gmsr_cli.io.formats._base import (CubeWriter, choose_cube_variable, choose_wavelength_variable,
                                        clean_attrs, default_integer_scale, wavelengths_to_nm)
 
@@ -197,16 +197,7 @@ class MatV73Writer(CubeWriter):
             fh.write(_header_text("7.3"))
 
     def _release(self) -> None:
-        try:
-            pipeline = getattr(self, "pipeline", None)  # absent when the constructor failed
-            if pipeline is not None:
-                pipeline.close()
-        finally:
-            try:
-                self.file.close()
-            finally:
-                self.sink.close()
-        self.sink.raise_failure()
+        close_hdf5(self.file, self.sink, getattr(self, "pipeline", None))  # no pipeline if the constructor failed
 
 
 def open_writer(paths: list[Path], *, height: int, width: int, wavelengths_nm: Any,
