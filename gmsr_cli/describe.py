@@ -123,7 +123,7 @@ def describe_system() -> dict[str, Any]:
     import torch
 
     from . import __version__
-    from .scan.registry import BACKENDS, resolve_backend, unavailable_reason
+    from .scan.registry import BACKENDS, resolve_backend, triton_interpreter_on, unavailable_reason
 
     devices = [{"name": "cpu", "description": f"{platform.processor() or platform.machine()}, "
                                               f"{torch.get_num_threads()} threads"}]
@@ -157,7 +157,7 @@ def describe_system() -> dict[str, Any]:
         "torch_cuda": torch.version.cuda,
         "cuda_available": torch.cuda.is_available(),
         "triton": _version("triton"),
-        "triton_interpreter": os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"),
+        "triton_interpreter": triton_interpreter_on(),
         "numba": _version("numba"),
         "mamba_ssm": _version("mamba-ssm") or _version("mamba_ssm"),
         "devices": devices,
