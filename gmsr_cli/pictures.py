@@ -60,10 +60,10 @@ def block_rows(cube) -> int:
 
 
 def _check_render_grid(cube) -> None:
-    from .spectra import WAVELENGTHS_NM
+    from .spectra import on_render_grid
 
     wl = cube.wavelengths_nm
-    if wl.shape != WAVELENGTHS_NM.shape or not np.allclose(wl, WAVELENGTHS_NM, atol=0.5):
+    if not on_render_grid(wl):
         span = f"{wl.min():g}-{wl.max():g} nm" if wl.size else "none"
         raise CubeError(f"{cube.path}: rendering needs the 31 bands 400-700 nm at 10 nm; this cube has "
                         f"{wl.size} bands ({span}); use --band or --rgb for a preview")

@@ -16,6 +16,14 @@ from gmsr_cli.errors import CubeError, DataError, FormatError, InputImageError
 WAVELENGTHS_NM = np.arange(400.0, 701.0, 10.0)  # (31,) float64, nm
 N_BANDS = 31
 
+
+def on_render_grid(wavelengths_nm: np.ndarray) -> bool:
+    """Whether a cube's band centres (nm) are the 31 bands 400-700 nm (within 0.5 nm) that the
+    camera models render."""
+    wl = np.asarray(wavelengths_nm)
+    return wl.shape == WAVELENGTHS_NM.shape and bool(np.allclose(wl, WAVELENGTHS_NM, atol=0.5))
+
+
 DEFAULT_CAMERA = "srgb"
 STANDARD_CAMERAS = ("srgb", "cie1964")
 

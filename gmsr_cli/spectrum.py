@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import CubeError, FormatError, GmsrError
+from .spectra import on_render_grid
 
 PathLike = str | os.PathLike
 
@@ -209,14 +210,6 @@ def box_statistics(cube, box: Box, block_bytes: int = _BOX_BLOCK_BYTES) -> tuple
     return mean, std, count
 
 
-def on_render_grid(cube) -> bool:
-    """Whether the cube has the 31 bands 400-700 nm that true-colour rendering needs."""
-    from .spectra import WAVELENGTHS_NM
-
-    wl = cube.wavelengths_nm
-    return wl.shape == WAVELENGTHS_NM.shape and bool(np.allclose(wl, WAVELENGTHS_NM, atol=0.5))
-
-
 def spectrum_colour(values: np.ndarray) -> str:
     """A (31,) reflectance spectrum's sRGB colour as "#rrggbb" (as `gmsr render` would show it;
     non-finite values count as 0)."""
@@ -235,7 +228,7 @@ def sample_spectra(cube, points: Sequence[Point] = (), boxes: Sequence[Box] = ()
         check_point(cube, point)
     for box in boxes:
         check_box(cube, box)
-    colours = on_render_grid(cube)
+    colours = on_render_grid(cube.wavelengths_nm)
     result = Spectra(wavelengths_nm=cube.wavelengths_nm.copy(), cube_path=cube.path, shape=cube.shape)
     for point in points:
         values = pixel_values(cube, point)
@@ -288,7 +281,7 @@ def picture(values: np.ndarray, wavelengths_nm: np.ndarray) -> tuple[np.ndarray,
     from .io import Cube
 
     small = Cube(data=values, wavelengths_nm=wavelengths_nm)
-    if on_render_grid(small):
+    if on_render_grid(small.wavelengths_nm):
         return preview_image(small), "true colour (sRGB)"
     wl = small.wavelengths_nm
     try:
