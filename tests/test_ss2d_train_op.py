@@ -4,7 +4,7 @@ of the reference scan: values and every gradient."""
 import pytest
 import torch
 
-from gmsr_cli.model.layers import SS2D
+from gmsr_cli.model.layers import SS2D, scan_four_directions
 from gmsr_cli.scan import get_scan_function
 
 pytest.importorskip("numba")
@@ -13,20 +13,8 @@ from gmsr_cli.scan.numba_ss2d_train import ss2d_scan_numba  # noqa: E402
 
 def _composed_reference(module: SS2D, x: torch.Tensor) -> torch.Tensor:
     """The four scans of the spec one by one through the reference backend, summed in pixel order."""
-    b, d, h, w = x.shape
-    scan = get_scan_function("reference")
-    A = -torch.exp(module.A_logs)
-    rank, n = module.dt_rank, module.d_state
-    y = 0
-    for k in range(4):
-        seq = module._to_sequence(x, k)
-        proj = torch.einsum("bdl,cd->bcl", seq, module.x_proj_weight[k])
-        dt = torch.einsum("brl,dr->bdl", proj[:, :rank], module.dt_projs_weight[k])
-        part = slice(k * d, (k + 1) * d)
-        yk = scan(seq, dt, A[part], proj[:, rank:rank + n].unsqueeze(1), proj[:, rank + n:].unsqueeze(1),
-                  module.Ds[part], module.dt_projs_bias[k], True)
-        y = y + module._from_sequence(yk, k, h, w)
-    return y
+    return scan_four_directions(x, module.x_proj_weight, module.dt_projs_weight, module.dt_projs_bias,
+                                module.A_logs, module.Ds, get_scan_function("reference"))
 
 
 @pytest.mark.parametrize("channels, d_state", [(10, 16), (31, 16), (10, 5)])  # dt_rank 1 and 2; N = 5 is compiled on first use

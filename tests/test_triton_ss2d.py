@@ -16,7 +16,7 @@ import torch
 pytest.importorskip("triton", reason="triton is not installed (pip install triton)")
 
 from gmsr_cli.errors import BackendError  # noqa: E402
-from gmsr_cli.model.layers import SS2D  # noqa: E402
+from gmsr_cli.model.layers import scan_four_directions  # noqa: E402
 from gmsr_cli.scan import triton_ss2d  # noqa: E402
 from gmsr_cli.scan.reference import selective_scan_reference  # noqa: E402
 from gmsr_cli.scan.triton_ss2d import ss2d_scan_triton  # noqa: E402
@@ -43,18 +43,7 @@ def _composed_reference(x, x_proj, dt_w, dt_b, A_logs, Ds):
     """SS2D.forward's four scans one by one through the reference scan, summed in pixel order:
     x (B, H, W, d) -> (B, H, W, d)."""
     b, h, w, d = x.shape
-    n, rank = A_logs.shape[1], dt_w.shape[2]
-    xc = x.permute(0, 3, 1, 2)  # (B, d, H, W), as SS2D.forward has it
-    A = -torch.exp(A_logs)
-    y = 0
-    for k in range(4):
-        seq = SS2D._to_sequence(xc, k)
-        proj = torch.einsum("bdl,cd->bcl", seq, x_proj[k])
-        dt = torch.einsum("brl,dr->bdl", proj[:, :rank], dt_w[k])
-        part = slice(k * d, (k + 1) * d)
-        yk = selective_scan_reference(seq, dt, A[part], proj[:, rank:rank + n].unsqueeze(1),
-                                      proj[:, rank + n:].unsqueeze(1), Ds[part], dt_b[k], True)
-        y = y + SS2D._from_sequence(yk, k, h, w)
+    y = scan_four_directions(x.permute(0, 3, 1, 2), x_proj, dt_w, dt_b, A_logs, Ds, selective_scan_reference)
     return y.transpose(1, 2).reshape(b, h, w, d)
 
 

@@ -159,28 +159,41 @@ class SS2D(nn.Module):
         """The published computation: each direction's sequence scanned by the bound 1-D scan
         (any backend, device and dtype; differentiable through autograd)."""
         b, h, w, _ = x.shape
-        d_inner, n, rank = self.d_inner, self.d_state, self.dt_rank
+        d_inner = self.d_inner
         xz = self.in_proj(x)
         xc, z = xz[..., :d_inner], xz[..., d_inner:]
         xc = F.silu(self.conv2d(xc.permute(0, 3, 1, 2)))  # (B, d_inner, H, W)
-        scan = self._ops.scan
-        A = -torch.exp(self.A_logs.float())  # (4*d_inner, N)
-        y = None
-        # One direction at a time: the same arithmetic as one 4-group scan, a quarter of the memory.
-        for k in range(4):
-            seq = self._to_sequence(xc, k)  # (B, d_inner, L)
-            proj = torch.einsum("bdl,cd->bcl", seq, self.x_proj_weight[k])  # (B, rank + 2N, L)
-            dt = torch.einsum("brl,dr->bdl", proj[:, :rank], self.dt_projs_weight[k])
-            Bk = proj[:, rank:rank + n].unsqueeze(1)  # (B, 1, N, L)
-            Ck = proj[:, rank + n:].unsqueeze(1)
-            part = slice(k * d_inner, (k + 1) * d_inner)
-            yk = scan(seq, dt, A[part], Bk, Ck, self.Ds[part], self.dt_projs_bias[k], True)
-            yk = self._from_sequence(yk, k, h, w)
-            y = yk if y is None else y + yk
-            del seq, proj, dt, Bk, Ck, yk
+        y = scan_four_directions(xc, self.x_proj_weight, self.dt_projs_weight, self.dt_projs_bias, self.A_logs,
+                                 self.Ds, self._ops.scan)
         y = y.transpose(1, 2).reshape(b, h, w, d_inner)
         y = self.out_norm(y) * F.silu(z)
         return self.out_proj(y)
+
+
+def scan_four_directions(xc: torch.Tensor, x_proj_weight: torch.Tensor, dt_projs_weight: torch.Tensor,
+                         dt_projs_bias: torch.Tensor, A_logs: torch.Tensor, Ds: torch.Tensor, scan) -> torch.Tensor:
+    """SS2D's scans as published: each direction's sequence (rows, columns, both reversed) through
+    the 1-D ``scan`` (common signature, e.g. selective_scan_reference), summed in pixel order.
+
+    xc: (B, d, H, W) after the depthwise conv and SiLU; parameters as named in SS2D. Returns
+    (B, d, H * W). Differentiable wherever ``scan`` is; the test oracle of the fused kernels."""
+    b, d, h, w = xc.shape
+    n, rank = A_logs.shape[1], dt_projs_weight.shape[2]
+    A = -torch.exp(A_logs.float())  # (4*d, N)
+    y = None
+    # One direction at a time: the same arithmetic as one 4-group scan, a quarter of the memory.
+    for k in range(4):
+        seq = SS2D._to_sequence(xc, k)  # (B, d, L)
+        proj = torch.einsum("bdl,cd->bcl", seq, x_proj_weight[k])  # (B, rank + 2N, L)
+        dt = torch.einsum("brl,dr->bdl", proj[:, :rank], dt_projs_weight[k])
+        Bk = proj[:, rank:rank + n].unsqueeze(1)  # (B, 1, N, L)
+        Ck = proj[:, rank + n:].unsqueeze(1)
+        part = slice(k * d, (k + 1) * d)
+        yk = scan(seq, dt, A[part], Bk, Ck, Ds[part], dt_projs_bias[k], True)
+        yk = SS2D._from_sequence(yk, k, h, w)
+        y = yk if y is None else y + yk
+        del seq, proj, dt, Bk, Ck, yk
+    return y
 
 
 class VSSBlock(nn.Module):
