@@ -21,7 +21,7 @@ import numpy as np
 from gmsr_cli.errors import CubeError, FormatError
 from gmsr_cli.io.codecs import VALUES_LABEL, default_threads, deflate
 from gmsr_cli.io.cube import AxesView, Cube, MappedArray
-from gmsr_cli.io.formats._base import (CubeWriter, RawRowsWriter, clean_attrs, default_integer_scale,
+from gmsr_cli.io.formats._base import (CubeWriter, RawRowsWriter, RowBuffer, clean_attrs, default_integer_scale,
                                        wavelengths_to_nm)
 
 GDAL_METADATA_TAG = 42112
@@ -136,8 +136,7 @@ class CompressedTiffWriter(CubeWriter):
             raise ValueError(f"threads must be 1 or more, got {threads}")
         row_bytes = self.width * self.bands * self.dtype.itemsize
         self.rows_per_strip = max(1, COMPRESSED_STRIP_BYTES // row_bytes)
-        self.strip = np.empty((self.rows_per_strip, self.width, self.bands), dtype=self.dtype)
-        self.strip_count = 0
+        self.strips = RowBuffer(self.rows_per_strip, self.width, self.bands, self.dtype)
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="gmsr-tiff")
         self.queue: queue.Queue = queue.Queue(maxsize=threads + 2)
         self.error: BaseException | None = None
@@ -185,24 +184,16 @@ class CompressedTiffWriter(CubeWriter):
             except queue.Full:
                 continue
 
-    def _submit_strip(self) -> None:
-        strip = self.strip[: self.strip_count].copy()
-        self._put(self.pool.submit(self._encode, strip))
-        self.strip_count = 0
+    def _submit_strip(self, strip: np.ndarray) -> None:
+        self._put(self.pool.submit(self._encode, strip.copy()))  # the buffer is reused
 
     def _write_rows(self, y0: int, block: np.ndarray) -> None:
-        i = 0
-        while i < block.shape[0]:
-            n = min(self.rows_per_strip - self.strip_count, block.shape[0] - i)
-            self.strip[self.strip_count : self.strip_count + n] = block[i : i + n]
-            self.strip_count += n
-            i += n
-            if self.strip_count == self.rows_per_strip:
-                self._submit_strip()
+        for _, strip in self.strips.add(block):
+            self._submit_strip(strip)
 
     def _finish(self) -> None:
-        if self.strip_count:
-            self._submit_strip()
+        for _, strip in self.strips.rest():
+            self._submit_strip(strip)
         self._put(_END)
         self.thread.join()
         if self.error is not None:
