@@ -87,6 +87,28 @@ def test_ss2d_inference_path_matches_the_autograd_path(d_model):
     assert torch.equal(dispatched, fused) and torch.equal(in_inference_mode, fused)
 
 
+def test_ss2d_inference_path_follows_changed_weights():
+    """The fused path keeps its padded copy of the weights between calls; a weight changed in
+    place (an optimiser step) or loaded from another layer must be used by the next call."""
+    pytest.importorskip("numba")
+    from gmsr_cli.model.layers import SS2D
+
+    torch.manual_seed(3)
+    module, other = SS2D(10, backend="numba"), SS2D(10, backend="numba")
+    x = torch.randn(1, 7, 9, 10)
+    with torch.no_grad():
+        before = module(x)
+        for p in module.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+        stepped, stepped_reference = module(x), module.forward_per_direction(x)
+        module.load_state_dict(other.state_dict())
+        loaded = module(x)
+        assert not torch.allclose(stepped, before, rtol=1e-3, atol=1e-4)
+        torch.testing.assert_close(stepped, stepped_reference, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(loaded, other.forward_per_direction(x), rtol=1e-5, atol=1e-5)
+        assert torch.equal(loaded, other(x))
+
+
 def _published_minmax(t):
     lo = t.amin(dim=tuple(range(1, t.dim())), keepdim=True)
     hi = t.amax(dim=tuple(range(1, t.dim())), keepdim=True)
