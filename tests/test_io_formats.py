@@ -15,7 +15,7 @@ import tifffile
 from spectral.io import envi
 
 from gmsr_cli.errors import CubeError, FormatError, OutputExistsError
-from gmsr_cli.io import FORMAT_NAMES, Cube, format_for, open_cube_writer, read_cube, write_cube
+from gmsr_cli.io import FORMAT_NAMES, Cube, chunks, format_for, open_cube_writer, read_cube, write_cube
 from gmsr_cli.io.cube import AxesView
 from gmsr_cli.io.formats import mat as mat_format
 
@@ -192,6 +192,9 @@ def test_writers_do_not_hold_the_cube(tmp_path, monkeypatch, kind, name, options
     monkeypatch.setattr(mat_format, "TRANSPOSE_BYTES", 2**20)
     h, w = 256, 256
     cube_bytes = h * w * B * 4  # 8 MB
+    # The chunked writers queue up to QUEUE_BYTES of rows for their compression threads (256 MB,
+    # more than this cube): bounded, as checked here with a quarter of the cube.
+    monkeypatch.setattr(chunks, "QUEUE_BYTES", cube_bytes // 4)
     rng = np.random.default_rng(3)
     tracemalloc.start()
     try:

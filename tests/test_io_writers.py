@@ -17,7 +17,7 @@ from spectral.io import envi
 
 from gmsr_cli.cli.main import cli
 from gmsr_cli.errors import CubeError, FormatError
-from gmsr_cli.io import open_cube_writer, read_cube
+from gmsr_cli.io import chunks, open_cube_writer, read_cube
 from gmsr_cli.io.codecs import keep_mantissa_bits, shuffled
 from gmsr_cli.io.registry import default_options
 
@@ -128,10 +128,13 @@ def test_interrupted_compressed_writers_leave_nothing(tmp_path):
 
 
 @pytest.mark.parametrize("name,options", [("c.h5", {"threads": 2}), ("c.tif", {"compression": "deflate", "threads": 2})])
-def test_compressed_writers_do_not_hold_the_cube(tmp_path, name, options):
+def test_compressed_writers_do_not_hold_the_cube(tmp_path, monkeypatch, name, options):
     h, w = 256, 256
     cube_bytes = h * w * B * 4
     data = smooth_cube(h, w)
+    # The HDF5 writer queues up to QUEUE_BYTES of chunk rows for its workers (256 MB: more than
+    # this whole cube); with a quarter of the cube, its memory must stay near that bound.
+    monkeypatch.setattr(chunks, "QUEUE_BYTES", cube_bytes // 4)
     tracemalloc.start()
     try:
         before, _ = tracemalloc.get_traced_memory()
