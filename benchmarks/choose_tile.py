@@ -2,6 +2,8 @@
 
     python benchmarks/choose_tile.py [--weights NAME|PATH] [--settings 128:16,256:32,...] [--device cpu]
     python benchmarks/choose_tile.py --band [--settings 128:32,160:32,...]
+    python benchmarks/choose_tile.py --band --upscale 2 --crop 908 --settings 256:32
+
 
 For each validation scene (gmsr_cli.train.data.VAL_SCENES, rendered as 8-bit sRGB photos by
 whole_scene_pair) and each tile/overlap setting, the scene is cropped (top left) to the largest
@@ -11,6 +13,12 @@ spread their tiles into much larger overlaps) and tiled with tiles of exactly th
 (max_tile_px = tile). With --band the scenes are not cropped and the tiles are gmsr's default
 plan: between tile and 2 x tile px, the fewest at the overlap, which keeps the overlap within a
 pixel or two of the setting by itself. The crop is reconstructed in one pass and tiled.
+--upscale F enlarges each scene's reflectance cube F times (bilinear) before it is rendered, so
+that the band's large tiles (410-490 px at --tile 256 on large photos) can be checked against a
+one-pass cube: two of them need a side of about 900 px, and the CAVE scenes have 512; --crop N
+crops the scenes to N px instead of the sizes above (--band --upscale 2 --crop 908: 2 x 2 tiles of
+470 px overlapping by 32, like a 4000 x 3000 photo's 473 x 456). Enlarged scenes are smoother
+than photos of that size, so compare plans on the same scenes, not with the rows at 512 px.
 Printed per setting, averaged over the scenes:
   vs whole  PSNR (dB), mean and largest absolute difference of the tiled cube against the one-pass
             cube: how much tiling changes the result (inf / 0 = identical);
@@ -25,11 +33,12 @@ import argparse
 import time
 
 import numpy as np
+import torch
 
 from gmsr_cli import api
 from gmsr_cli.model.weights import DEFAULT_WEIGHTS
 from gmsr_cli.tiling import plan_tiles, reconstruct_array
-from gmsr_cli.train.data import scene_paths, whole_scene_pair
+from gmsr_cli.train.data import load_training_cube, scene_paths, whole_scene_pair
 from gmsr_cli.train.metrics import compute_metrics
 
 DEFAULT_SETTINGS = "64:8,64:16,128:0,128:16,128:32,128:64,192:32,256:0,256:16,256:32,256:64"
@@ -56,6 +65,9 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=None, help="use only the first N validation scenes")
     parser.add_argument("--band", action="store_true",
                         help="gmsr's plan (tiles from TILE to 2 x TILE px) on the whole scenes")
+    parser.add_argument("--upscale", type=int, default=1,
+                        help="enlarge each scene's cube this many times (bilinear) before rendering")
+    parser.add_argument("--crop", type=int, default=None, help="crop the scenes to this many px (a square)")
     args = parser.parse_args()
 
     model = api.load_model(args.weights, device=args.device)
@@ -65,11 +77,23 @@ def main() -> None:
     rows: dict[tuple[int, int], list[dict[str, float]]] = {s: [] for s in settings}
     sizes = {}
     for path in paths:
-        rgb_full, truth_full = whole_scene_pair(path)
+        if args.upscale > 1:
+            cube, _ = load_training_cube(path)
+            cube = torch.nn.functional.interpolate(torch.from_numpy(np.ascontiguousarray(cube.transpose(2, 0, 1)))[None],
+                                                   scale_factor=args.upscale, mode="bilinear", align_corners=False)
+            rgb_full, truth_full = whole_scene_pair(cube[0].numpy().transpose(1, 2, 0))
+        else:
+            rgb_full, truth_full = whole_scene_pair(path)
         for tile, overlap in settings:
             limit = min(rgb_full.shape[:2])
-            size = sizes[(tile, overlap)] = limit if args.band else crop_size(tile, overlap, limit)
-            max_tile = None if args.band else tile
+            if args.crop:
+                if args.crop > limit:
+                    raise SystemExit(f"--crop {args.crop}: the scenes have {limit} px (use --upscale)")
+                size = args.crop
+            else:
+                size = limit if args.band else crop_size(tile, overlap, limit)
+            sizes[(tile, overlap)] = size
+            max_tile = 2 * tile if args.band else tile
             rgb, truth = rgb_full[:size, :size], truth_full[:size, :size]
             start = time.perf_counter()
             whole = reconstruct_array(model.module, rgb, tile_px=0, overlap_px=0, device=model.device)
@@ -95,7 +119,8 @@ def main() -> None:
                   f"{seconds:.1f} s (one pass {whole_seconds:.1f} s)", flush=True)
 
     print(f"\nweights {name}; {len(paths)} validation scenes ({', '.join(p.stem for p in paths)}); "
-          f"device {model.device}; plan: {'band (tile..2 x tile)' if args.band else 'fixed tiles'}\n")
+          f"device {model.device}; plan: {'band (tile..2 x tile)' if args.band else 'fixed tiles'}"
+          f"{f'; scenes enlarged {args.upscale}x' if args.upscale > 1 else ''}\n")
     print("| tile | overlap | crop px | tiles (side px) | vs whole PSNR dB | vs whole mean abs | vs whole max abs "
           "| MRAE tiled | MRAE one pass | PSNR tiled | PSNR one pass | s tiled | s one pass |")
     print("|" + "---:|" * 13)

@@ -15,12 +15,12 @@ from .errors import DeviceError, GmsrError
 # A side up to this many times --tile goes through in one pass (one pass is the quality reference,
 # and a 512 x 512 photo costs 2.25x fewer network pixels than 3 x 3 tiles of 256); see docs/tiling.md.
 SINGLE_PASS_FACTOR = 2
-# Longer sides take the fewest tiles of at most this many times --tile at the requested overlap.
-# 1 (tiles of --tile): the band plan (2: a 4000 px side in 9 tiles of 473 px instead of 18 of
-# 256, 1.13x the photo's pixels instead of 1.38x) took the same time end to end at 4000 x 3000 on
-# a quiet 2-core machine (67.6 against 68.0 s; 17% slower under load; docs/performance.md), since
-# the per-pixel cost grows with the tile; it stays available as ``max_tile_px``.
-MAX_TILE_FACTOR = 1
+# Longer sides take the fewest tiles of at most this many times --tile at the requested overlap,
+# all of one size between --tile and this (the band plan): a 4000 x 3000 photo in 9 x 7 tiles of
+# 473 x 456 px, 1.13x its pixels, instead of 18 x 14 tiles of 256 px, 1.38x. The network's cost per
+# pixel does not grow with the tile (in one process on a quiet 2-core machine: 3.55-3.61 us a pixel
+# at both sizes), and larger tiles are closer to the one-pass cube (docs/tiling.md).
+MAX_TILE_FACTOR = 2
 # Tiles per forward pass when not given. On the CPU a batch is no faster than its tiles one by one
 # and each 256 px tile costs about 350 MB, so 1; on a GPU batches keep the device busy.
 DEFAULT_BATCH_TILES = {"cpu": 1, "cuda": 8}

@@ -79,16 +79,16 @@ def test_plan_covers_every_pixel_with_equal_tiles_in_the_band(height, width, til
     assert rows[-1][-1].ramp_bottom == rows[-1][-1].ramp_right == 0
 
 
-def test_the_default_plan_keeps_tiles_of_the_tile_above_one_pass():
-    rows = plan_tiles(3000, 4000, 256, 32)
-    assert {(t.height, t.width) for row in rows for t in row} == {(256, 256)}
+def test_the_default_plan_is_the_band_plan():
+    assert plan_tiles(3000, 4000, 256, 32) == plan_tiles(3000, 4000, 256, 32, max_tile_px=512)
     assert len(plan_tiles(512, 512, 256, 32)) == 1  # up to twice --tile: one pass
 
 
-def test_the_band_plan_wastes_few_pixels_on_a_large_photo():
-    # 4000 x 3000, tiles of 256 to 512 px: 7 x 9 tiles of 456 x 473 px overlapping by 32-33 px,
-    # 1.13x the photo's pixels (equal 256 px tiles, the default for now: 14 x 18 tiles, 1.38x).
-    rows = plan_tiles(3000, 4000, 256, 32, max_tile_px=512)
+@pytest.mark.parametrize("max_tile_px", [None, 512])
+def test_the_band_plan_wastes_few_pixels_on_a_large_photo(max_tile_px):
+    # 4000 x 3000, tiles of 256 to 512 px (the default): 7 x 9 tiles of 456 x 473 px overlapping by
+    # 32-33 px, 1.13x the photo's pixels (equal 256 px tiles: 14 x 18 tiles, 1.38x).
+    rows = plan_tiles(3000, 4000, 256, 32, max_tile_px=max_tile_px)
     t = rows[0][0]
     assert (len(rows), len(rows[0]), t.height, t.width) == (7, 9, 456, 473)
     assert len(rows) * len(rows[0]) * t.height * t.width <= 1.15 * 3000 * 4000
@@ -187,18 +187,19 @@ def test_rows_are_streamed_in_order_in_blocks_no_taller_than_a_tile(model):
         blocks.append((y0, block.copy()))
 
     tiled_forward(model, image, tile_px=48, overlap_px=8, batch_tiles=2, on_rows=on_rows,
-                  progress=lambda done, total: progress.append((done, total)))
+                  progress=lambda done, total: progress.append((done, total)), max_tile_px=48)
     starts = [y0 for y0, _ in blocks]
     assert starts[0] == 0 and starts == sorted(starts)
-    rows = plan_tiles(120, 40, 48, 8)  # 3 tile rows of 48 px
+    rows = plan_tiles(120, 40, 48, 8, max_tile_px=48)  # 3 tile rows of 48 px
     tile_h = rows[0][0].height
     assert all(b.shape[0] <= tile_h for _, b in blocks) and len(blocks) == len(rows) == 3
     assert sum(b.shape[0] for _, b in blocks) == 120
     assert all(a + ba.shape[0] == b for (a, ba), (b, _) in zip(blocks, blocks[1:]))
-    total = sum(len(r) for r in plan_tiles(120, 40, 48, 8))
+    total = sum(len(r) for r in rows)
     assert progress[-1] == (total, total) and [d for d, _ in progress] == sorted(d for d, _ in progress)
     streamed = np.concatenate([b for _, b in blocks])
-    assert np.array_equal(streamed, reconstruct_array(model, image, tile_px=48, overlap_px=8, batch_tiles=2))
+    assert np.array_equal(streamed, reconstruct_array(model, image, tile_px=48, overlap_px=8, batch_tiles=2,
+                                                      max_tile_px=48))
 
 
 def test_batching_tiles_does_not_change_the_result(model):
