@@ -11,8 +11,9 @@ tiles:
   split     one fresh process running the same library calls as `gmsr reconstruct` with a clock
             around each: start-up (import of gmsr_cli.reconstruct, which brings torch, and the
             model: weights read, scan kernels bound), read (photo decoded to 8-bit values),
-            network (tiled_forward, less the time inside the writer), write (the writer's
-            write_rows and close);
+            network (tiled_forward, less the time inside the exact colour correction and the
+            writer), colour (the exact colour correction, where the weights have it on), write
+            (the writer's write_rows and close);
   pixels    the network's pixels (tiles x tile area) over the photo's.
 With --compare, the same runs are made with PYTHONPATH set to the other checkout (for example
 `git worktree add /tmp/before 90b5456`), interleaved run by run with this one so that both see
@@ -32,6 +33,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_memory import weights_argument, write_photo  # noqa: E402
@@ -59,12 +62,25 @@ def split_child(photo: str, output: str, weights: str) -> None:
     pixels = rec._compact_pixels(image)
     del image
     t_read = time.perf_counter()
-    attrs = rec.provenance_attrs(Path(photo), model, DEFAULT_TILE_PX, DEFAULT_OVERLAP_PX, False, bit_depth)
+    try:  # exact colour (on by default for sRGB weights) came after some of the trees compared
+        from gmsr_cli.colour import correct_cube, resolve_exact_colour
+
+        exact = resolve_exact_colour(None, model)
+        attrs = rec.provenance_attrs(Path(photo), model, DEFAULT_TILE_PX, DEFAULT_OVERLAP_PX, False, bit_depth, exact)
+    except ImportError:
+        exact = False
+        attrs = rec.provenance_attrs(Path(photo), model, DEFAULT_TILE_PX, DEFAULT_OVERLAP_PX, False, bit_depth)
     writing = [0.0]
+    colouring = [0.0]
     with open_cube_writer(Path(output), height, width, WAVELENGTHS_NM, format=None, dtype="float32",
                           overwrite=True, attrs=attrs) as writer:
         def on_rows(y0, block):
             start = time.perf_counter()
+            if exact:  # as reconstruct_file's correcting_rows: a copy, corrected against the photo's rows
+                block = correct_cube(np.array(block, dtype=np.float32), pixels[y0:y0 + block.shape[0]],
+                                     model.camera)
+                colouring[0] += time.perf_counter() - start
+                start = time.perf_counter()
             writer.write_rows(y0, block)
             writing[0] += time.perf_counter() - start
 
@@ -77,7 +93,8 @@ def split_child(photo: str, output: str, weights: str) -> None:
     n_tiles = sum(len(r) for r in rows)
     print(json.dumps({
         "import": t_import - t0, "model": t_model - t_import, "read": t_read - t_model,
-        "network": t_net - t_read - writing[0], "write": writing[0] + (t_end - t_net), "total": t_end - t0,
+        "network": t_net - t_read - writing[0] - colouring[0], "colour": colouring[0],
+        "write": writing[0] + (t_end - t_net), "total": t_end - t0,
         "tiles": n_tiles, "tile": [tile.height, tile.width],
         "pixel_ratio": n_tiles * tile.height * tile.width / (height * width)}))
 
@@ -141,7 +158,8 @@ def main() -> None:
                         sys.exit(f"split run failed: {done.stderr.strip()[-2000:]}")
                     s = json.loads(done.stdout.strip().splitlines()[-1])
                     line += (f"; split (load {load:.2f}): import {s['import']:.2f} + model {s['model']:.2f} "
-                             f"+ read {s['read']:.2f} + network {s['network']:.2f} + write {s['write']:.2f} "
+                             f"+ read {s['read']:.2f} + network {s['network']:.2f} + colour {s.get('colour', 0):.2f} "
+                             f"+ write {s['write']:.2f} "
                              f"= {s['total']:.2f} s; {s['tiles']} tiles of {s['tile'][0]} x {s['tile'][1]}, "
                              f"{s['pixel_ratio']:.3f}x the photo's pixels")
                 print(line, flush=True)
