@@ -67,7 +67,7 @@ def split_child(photo: str, output: str, weights: str) -> None:
 
         exact = resolve_exact_colour(None, model)
         attrs = rec.provenance_attrs(Path(photo), model, DEFAULT_TILE_PX, DEFAULT_OVERLAP_PX, False, bit_depth, exact)
-    except ImportError:
+    except (ImportError, TypeError):  # no exact colour in that tree
         exact = False
         attrs = rec.provenance_attrs(Path(photo), model, DEFAULT_TILE_PX, DEFAULT_OVERLAP_PX, False, bit_depth)
     writing = [0.0]
@@ -99,10 +99,13 @@ def split_child(photo: str, output: str, weights: str) -> None:
         "pixel_ratio": n_tiles * tile.height * tile.width / (height * width)}))
 
 
-def run(command: list[str], pythonpath: str) -> float:
+def run(command: list[str], pythonpath: str, cwd: Path) -> float:
+    # cwd: `python -m` puts the working directory before PYTHONPATH on sys.path, so run from a
+    # checkout it would time that checkout's gmsr_cli whatever PYTHONPATH says (as this script
+    # did, when started from the repository root, before 2026-11-29).
     env = dict(os.environ, PYTHONPATH=pythonpath)
     start = time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=cwd)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(f"{' '.join(command)} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
@@ -143,7 +146,7 @@ def main() -> None:
             for i in range(args.repeats):
                 for name, tree in trees.items():
                     load = os.getloadavg()[0]
-                    seconds = run(command, tree)
+                    seconds = run(command, tree, folder)
                     walls[name].append(seconds)
                     print(f"{width}x{height} {name} run {i + 1}: {seconds:.2f} s wall (load {load:.2f})", flush=True)
             for name, tree in trees.items():
