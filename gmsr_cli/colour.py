@@ -105,7 +105,10 @@ def correcting_rows(on_rows: Callable[[int, np.ndarray], None], photo: np.ndarra
     photo's same rows before handing it on: the correction is per pixel, so no other rows are needed."""
 
     def on_corrected_rows(y0: int, block: np.ndarray) -> None:
-        fixed = np.array(block, dtype=np.float32)  # a copy: the tiler may still use its own block
-        on_rows(y0, correct_cube(fixed, photo[y0:y0 + block.shape[0]], camera))
+        # In place: tiled_forward hands over rows it has finished with (its on_rows contract), and a
+        # copy of a 6000 px wide tile row would cost another 330 MB at the peak.
+        if block.dtype != np.float32 or not block.flags.writeable:
+            block = np.array(block, dtype=np.float32)
+        on_rows(y0, correct_cube(block, photo[y0:y0 + block.shape[0]], camera))
 
     return on_corrected_rows

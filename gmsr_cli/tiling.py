@@ -217,8 +217,9 @@ def tiled_forward(model: torch.nn.Module, image: np.ndarray, *, tile_px: int = D
     ``blend_window``. on_rows(y0, block) receives
     (h, W, 31) float32 reflectance blocks, each row once, in order, as soon as no later tile
     touches them; a block is a view into a reused buffer, valid only during the call (copy it to
-    keep it). Memory is about one tile row of the cube (tile height x W x 31 float32), never the whole
-    cube, except when one tile is the whole image. progress(done, total)
+    keep it); the tiler does not read it again, so on_rows may change it in place (the exact
+    colour correction does). Memory is about one tile row of the cube (tile height x W x 31
+    float32), never the whole cube, except when one tile is the whole image. progress(done, total)
     counts tiles.
     tta averages the outputs of the four flips (none, horizontal, vertical, both).
     """

@@ -202,6 +202,22 @@ def test_rows_are_streamed_in_order_in_blocks_no_taller_than_a_tile(model):
                                                       max_tile_px=48))
 
 
+def test_on_rows_may_change_its_block_in_place(model):
+    """The exact colour correction works on the tiler's own buffer: the tiler must not read a
+    block again after handing it over (a changed block would leak into the next tile row)."""
+    image = smooth_image(120, 40)
+    kept = []
+
+    def scribble(y0, block):
+        kept.append(block.copy())
+        block[...] = np.nan
+
+    tiled_forward(model, image, tile_px=48, overlap_px=8, on_rows=scribble, max_tile_px=48)
+    assert len(kept) == 3
+    assert np.array_equal(np.concatenate(kept), reconstruct_array(model, image, tile_px=48, overlap_px=8,
+                                                                  max_tile_px=48))
+
+
 def test_batching_tiles_does_not_change_the_result(model):
     image = smooth_image(40, 70)
     one = reconstruct_array(model, image, tile_px=32, overlap_px=8, batch_tiles=1)
