@@ -1,0 +1,152 @@
+"""The parts of a photo's end-to-end time, each against the way it was done before, in one process.
+
+    python benchmarks/bench_e2e_parts.py plans [--size 2048x1536] [--repeats 2]
+    python benchmarks/bench_e2e_parts.py writer [--size 4000x3000] [--repeats 2]
+    python benchmarks/bench_e2e_parts.py colour
+    python benchmarks/bench_e2e_parts.py teardown [--repeats 3]
+
+plans     the network alone (tiled_forward, no writer), then reconstruct_file to .h5, with the
+          band plan (tiles up to 2 x --tile, the default) and with equal 256 px tiles
+          (max_tile_px=256), alternated; prints seconds, network pixels and us per pixel;
+writer    reconstruct_file to .h5 (band plan) with the chunk writer's queue and lower-priority
+          workers (gmsr_cli/io/chunks.py: QUEUE_BYTES, WORKER_NICE) and without them (two
+          chunk rows, same priority: the writer before 2026-11-29), alternated; also CPU time;
+colour    the exact colour step of one 441 x 4000 tile row (correcting_rows), three times;
+teardown  seconds from the end of `gmsr reconstruct` (512 x 512) to the end of its process, with
+          the console script's os._exit and with a normal interpreter exit.
+The photos are benchmarks/bench_memory.py's synthetic 8-bit PNGs. The numbers go to
+docs/performance.md and docs/tiling.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_memory import write_photo  # noqa: E402
+
+PLANS = {"band (default)": None, "equal 256 px": 256}
+
+
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _photo(folder: Path, size: str) -> tuple[Path, int, int]:
+    width, height = (int(v) for v in size.split("x"))
+    path = folder / f"photo-{width}x{height}.png"
+    write_photo(path, width, height)
+    return path, width, height
+
+
+def _model():
+    from gmsr_cli.memory import tune_malloc
+
+    tune_malloc()  # as gmsr does
+    from gmsr_cli.reconstruct import load_model
+    from gmsr_cli.tiling import tiled_forward
+
+    model = load_model("gmsr-cave-srgb", "cpu", "auto")
+    tiled_forward(model.module, np.zeros((64, 64, 3), np.uint8), on_rows=lambda y, b: None)  # kernels loaded
+    return model
+
+
+def plans(args, folder: Path) -> None:
+    from gmsr_cli import reconstruct as rec
+    from gmsr_cli import tiling
+
+    model = _model()
+    photo, width, height = _photo(folder, args.size)
+    image = np.asarray(rec._compact_pixels(rec._read_photo(photo, None)))
+    original = tiling.MAX_TILE_FACTOR
+    for _ in range(args.repeats):
+        for name, max_tile in PLANS.items():
+            rows = tiling.plan_tiles(height, width, 256, 32, max_tile)
+            pixels = sum(t.height * t.width for row in rows for t in row)
+            start = time.perf_counter()
+            tiling.tiled_forward(model.module, image, on_rows=lambda y, b: None, max_tile_px=max_tile)
+            network = time.perf_counter() - start
+            tiling.MAX_TILE_FACTOR = original if max_tile is None else 1  # reconstruct_file's plan
+            start = time.perf_counter()
+            rec.reconstruct_file(photo, folder / "cube.h5", model=model, overwrite=True)
+            whole = time.perf_counter() - start
+            tiling.MAX_TILE_FACTOR = original
+            print(f"{width}x{height} {name}: {sum(map(len, rows))} tiles of {rows[0][0].height} x "
+                  f"{rows[0][0].width}, {pixels / (width * height):.2f}x the pixels; network alone "
+                  f"{network:.2f} s ({network / pixels * 1e6:.2f} us a pixel); reconstruct_file to .h5 "
+                  f"{whole:.2f} s (load {os.getloadavg()[0]:.1f})", flush=True)
+
+
+def writer(args, folder: Path) -> None:
+    from gmsr_cli import reconstruct as rec
+    from gmsr_cli.io import chunks
+
+    model = _model()
+    photo, width, height = _photo(folder, args.size)
+    configs = {"queue + lower priority (now)": (chunks.QUEUE_BYTES, chunks.WORKER_NICE), "two chunk rows (before)": (0, 0)}
+    for _ in range(args.repeats):
+        for name, (queue, nice) in configs.items():
+            chunks.QUEUE_BYTES, chunks.WORKER_NICE = queue, nice
+            cpu, start = _cpu(), time.perf_counter()
+            rec.reconstruct_file(photo, folder / "cube.h5", model=model, overwrite=True)
+            seconds = time.perf_counter() - start
+            print(f"{width}x{height} {name}: {seconds:.2f} s, CPU {_cpu() - cpu:.1f} s "
+                  f"(load {os.getloadavg()[0]:.1f})", flush=True)
+
+
+def colour(args, folder: Path) -> None:
+    from gmsr_cli.colour import correcting_rows
+
+    rng = np.random.default_rng(0)
+    photo = rng.integers(1, 255, (441, 4000, 3), dtype=np.uint8)
+    block = rng.random((441, 4000, 31), dtype=np.float32)
+    step = correcting_rows(lambda y, b: None, photo, "srgb")
+    for i in range(3):
+        work = block.copy()
+        start = time.perf_counter()
+        step(0, work)
+        print(f"exact colour of a 441 x 4000 row block: {time.perf_counter() - start:.3f} s", flush=True)
+
+
+def teardown(args, folder: Path) -> None:
+    photo, _, _ = _photo(folder, "512x512")
+    for _ in range(args.repeats):
+        for mode in ("os._exit (now)", "interpreter exit (before)"):
+            fast = mode.startswith("os._exit")
+            code = ("import sys, time\nfrom gmsr_cli.cli import main\n"
+                    f"sys.argv = ['gmsr', 'reconstruct', {str(photo)!r}, '-o', {str(folder / 'c.h5')!r}, "
+                    "'--device', 'cpu', '--quiet', '--overwrite']\n"
+                    "try:\n    main.cli()\nexcept SystemExit as exc:\n    code = exc.code\n"
+                    "print(time.time(), file=sys.stderr, flush=True)\n"
+                    + ("main._exit_now(code)\n" if fast else ""))
+            done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=folder)
+            ended = time.time()
+            if done.returncode != 0:
+                sys.exit(done.stderr[-2000:])
+            finished = float(done.stderr.strip().splitlines()[-1])
+            print(f"teardown with {mode}: {ended - finished:.3f} s", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("part", choices=("plans", "writer", "colour", "teardown"))
+    parser.add_argument("--size", default=None, help="WIDTHxHEIGHT of the synthetic photo")
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    args.size = args.size or {"plans": "2048x1536", "writer": "4000x3000"}.get(args.part)
+    with tempfile.TemporaryDirectory(prefix="gmsr-bench-parts-") as folder:
+        globals()[args.part](args, Path(folder))
+
+
+if __name__ == "__main__":
+    main()
