@@ -18,8 +18,8 @@ from gmsr_cli.io.formats._base import (CubeWriter, RowBuffer, looks_like_wavelen
 
 CUBE_NAMES = ("cube", "rad", "data")
 WAVELENGTH_NAMES = ("wavelengths", "wavelength", "bands", "wl")
-# Chunks of (32, 64, B) values: 254 KB of float32 for 31 bands, small enough that the writer's
-# two chunk rows stay a small part of any cube, large enough that deflate runs at full speed.
+# Chunks of (32, 64, B) values: 254 KB of float32 for 31 bands, small enough that a chunk row is
+# a small part of any cube, large enough that deflate runs at full speed.
 CHUNK_ROWS = 32
 CHUNK_COLS = 64
 # gzip rather than lzf: MATLAB, HDFView, R and C readers decode it without plugins.
@@ -40,8 +40,9 @@ class Hdf5Writer(CubeWriter):
     worker threads while the caller fills the next chunk row, so compression runs beside the
     computation and on every core. The chunks are exactly what HDF5's own gzip + shuffle filters
     write: any HDF5 reader opens the file without plugins. A worker's error is raised to the
-    caller by the next write_rows or close. Memory: two chunk rows (2 x 32 x W x B values) plus
-    about two chunks per thread. lzf goes through h5py's own filter on the calling thread.
+    caller by the next write_rows or close. Memory: the chunk rows queued for the workers (at
+    least two of 32 x W x B values, at most gmsr_cli.io.chunks.QUEUE_BYTES) plus about two chunks
+    per thread. lzf goes through h5py's own filter on the calling thread.
     """
 
     def __init__(self, path: Path, height: int, width: int, wavelengths_nm: Any, dtype: str,

@@ -161,7 +161,7 @@ class MatV73Writer(CubeWriter):
 
         super().__init__(height, width, wavelengths_nm, "float32")
         self.path = Path(path)
-        # (B, 64 columns, 32 rows): the writer holds two chunk rows of 32 image rows.
+        # (B, 64 columns, 32 rows): the writer queues chunk rows of 32 image rows (gmsr_cli/io/chunks.py).
         chunks = (self.bands, min(64, self.width), min(32, self.height))
         self.sink = GuardedFile(self.path)  # HDF5 must never see a failing write (see guarded.py)
         self.file = h5py.File(self.sink, "w", userblock_size=512)
