@@ -93,7 +93,8 @@ def writer(args, folder: Path) -> None:
 
     model = _model()
     photo, width, height = _photo(folder, args.size)
-    configs = {"queue + lower priority (now)": (chunks.QUEUE_BYTES, chunks.WORKER_NICE), "two chunk rows (before)": (0, 0)}
+    configs = {"queue + lower priority (now)": (chunks.QUEUE_BYTES, chunks.WORKER_NICE),
+               "two chunk rows (before)": (0, 0)}
     for _ in range(args.repeats):
         for name, (queue, nice) in configs.items():
             chunks.QUEUE_BYTES, chunks.WORKER_NICE = queue, nice

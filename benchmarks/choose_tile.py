@@ -79,8 +79,9 @@ def main() -> None:
     for path in paths:
         if args.upscale > 1:
             cube, _ = load_training_cube(path)
-            cube = torch.nn.functional.interpolate(torch.from_numpy(np.ascontiguousarray(cube.transpose(2, 0, 1)))[None],
-                                                   scale_factor=args.upscale, mode="bilinear", align_corners=False)
+            planes = torch.from_numpy(np.ascontiguousarray(cube.transpose(2, 0, 1)))[None]  # (1, 31, H, W)
+            cube = torch.nn.functional.interpolate(planes, scale_factor=args.upscale, mode="bilinear",
+                                                   align_corners=False)
             rgb_full, truth_full = whole_scene_pair(cube[0].numpy().transpose(1, 2, 0))
         else:
             rgb_full, truth_full = whole_scene_pair(path)
