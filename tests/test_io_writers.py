@@ -86,31 +86,20 @@ def _fail_within(seconds: float, action) -> BaseException | None:
     return caught[0] if caught else None
 
 
-def test_hdf5_worker_error_reaches_the_caller_and_leaves_nothing(tmp_path):
-    """The file closed under the writer: the workers' chunk writes fail for real."""
-    data = smooth_cube(200, 130)
+@pytest.mark.parametrize("name,height,step,options,close_under", [
+    ("c.h5", 200, 40, {"threads": 2}, lambda writer: writer.file.close()),
+    ("c.tif", 300, 20, {"compression": "deflate", "threads": 2}, lambda writer: writer.tiff.filehandle.close()),
+], ids=["hdf5", "tiff"])
+def test_worker_error_reaches_the_caller_and_leaves_nothing(tmp_path, name, height, step, options, close_under):
+    """The file closed under the writer: the workers' chunk (strip) writes fail for real."""
+    data = smooth_cube(height, 130)
 
     def write():
-        with open_cube_writer(tmp_path / "c.h5", 200, 130, WL, threads=2) as writer:
+        with open_cube_writer(tmp_path / name, height, 130, WL, **options) as writer:
             writer.write_rows(0, data[:40])
-            writer.file.close()
-            for y0 in range(40, 200, 40):
-                writer.write_rows(y0, data[y0 : y0 + 40])
-
-    error = _fail_within(30, write)
-    assert error is not None
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_tiff_worker_error_reaches_the_caller_and_leaves_nothing(tmp_path):
-    data = smooth_cube(300, 130)
-
-    def write():
-        with open_cube_writer(tmp_path / "c.tif", 300, 130, WL, compression="deflate", threads=2) as writer:
-            writer.write_rows(0, data[:40])
-            writer.tiff.filehandle.close()
-            for y0 in range(40, 300, 20):
-                writer.write_rows(y0, data[y0 : y0 + 20])
+            close_under(writer)
+            for y0 in range(40, height, step):
+                writer.write_rows(y0, data[y0 : y0 + step])
 
     error = _fail_within(30, write)
     assert error is not None
