@@ -9,7 +9,7 @@ plans     the network alone (tiled_forward, no writer), then reconstruct_file to
           band plan (tiles up to 2 x --tile, the default) and with equal 256 px tiles
           (max_tile_px=256), alternated; prints seconds, network pixels and us per pixel;
 writer    reconstruct_file to .h5 (band plan) with the chunk writer's queue and lower-priority
-          workers (gmsr_cli/io/chunks.py: QUEUE_BYTES, WORKER_NICE) and without them (two
+          workers (gmsr_cli/io/chunks.py QUEUE_BYTES, codecs.py WORKER_NICE) and without them (two
           chunk rows, same priority: the writer before 2026-11-29), alternated; also CPU time;
 colour    the exact colour step of one 441 x 4000 tile row (correcting_rows), three times;
 teardown  seconds from the end of `gmsr reconstruct` (512 x 512) to the end of its process, with
@@ -89,15 +89,15 @@ def plans(args, folder: Path) -> None:
 
 def writer(args, folder: Path) -> None:
     from gmsr_cli import reconstruct as rec
-    from gmsr_cli.io import chunks
+    from gmsr_cli.io import chunks, codecs
 
     model = _model()
     photo, width, height = _photo(folder, args.size)
-    configs = {"queue + lower priority (now)": (chunks.QUEUE_BYTES, chunks.WORKER_NICE),
+    configs = {"queue + lower priority (now)": (chunks.QUEUE_BYTES, codecs.WORKER_NICE),
                "two chunk rows (before)": (0, 0)}
     for _ in range(args.repeats):
         for name, (queue, nice) in configs.items():
-            chunks.QUEUE_BYTES, chunks.WORKER_NICE = queue, nice
+            chunks.QUEUE_BYTES, codecs.WORKER_NICE = queue, nice
             cpu, start = _cpu(), time.perf_counter()
             rec.reconstruct_file(photo, folder / "cube.h5", model=model, overwrite=True)
             seconds = time.perf_counter() - start

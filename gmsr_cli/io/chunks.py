@@ -2,36 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
 
-from gmsr_cli.io.codecs import deflate, keep_mantissa_bits, shuffled
+from gmsr_cli.io.codecs import deflate, keep_mantissa_bits, shuffled, worker_pool
 
 # Chunk rows held at once: at least one being filled while another is compressed, and as many more
 # as fit in QUEUE_BYTES, so that a whole tile row of the cube (about 14 chunk rows of a 4000 px
 # wide photo) can wait for the workers while the caller computes the next one.
 MIN_BUFFERS = 2
 QUEUE_BYTES = 256 * 2**20
-# How much lower than the caller's the workers' scheduling priority is (Linux nice levels): the
-# compression fills the cores the network leaves idle (about 12% of two cores) instead of
-# taking them from its parallel loops, whose every thread must finish before the next step.
-WORKER_NICE = 10
-
-
-def _lower_priority() -> None:
-    """Worker thread start: lower this thread's priority by WORKER_NICE (Linux: per thread)."""
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + WORKER_NICE))
-    except (AttributeError, OSError):  # not Linux, or not allowed: the default priority works too
-        pass
-
-
 class ChunkRowWriter:
     """Writes (H, W, B) image rows into a chunked h5py dataset with direct chunk writes.
 
@@ -56,8 +40,7 @@ class ChunkRowWriter:
         self.dtype = np.dtype(dtype)
         self.level, self.shuffle, self.keep_bits = level, shuffle, keep_bits
         self.transposed = transposed
-        self.pool = ThreadPoolExecutor(max(1, int(threads)), thread_name_prefix="gmsr-chunks",
-                                       initializer=_lower_priority)
+        self.pool = worker_pool(threads, "gmsr-chunks")
         row_bytes = self.rows * self.width * self.bands * self.dtype.itemsize
         self.max_buffers = max(MIN_BUFFERS, QUEUE_BYTES // max(1, row_bytes))
         self.lock = threading.Lock()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import threading
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -17,6 +19,10 @@ except ImportError:  # pragma: no cover - isal is a dependency; zlib is the fall
 # ENVI descriptions). The network's cubes run a little below 0 and above 1 (about -0.03..1.05).
 VALUES_LABEL = ("relative reflectance (1 = a white reference; reconstructed values may fall "
                 "slightly outside [0, 1])")
+# How much lower than the caller's the compression workers' scheduling priority is (Linux nice
+# levels): they fill the cores the network leaves idle (about 12% of two cores) instead of taking
+# them from its parallel loops, whose every thread must finish before the next step.
+WORKER_NICE = 10
 _MANTISSA_BITS = {2: 10, 4: 23}
 _UINT = {2: np.uint16, 4: np.uint32}
 
@@ -27,6 +33,22 @@ def default_threads() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
+
+
+def worker_pool(threads: int | None, name: str) -> ThreadPoolExecutor:
+    """The compression workers of a cube writer: ``threads`` of them (None: default_threads()),
+    each at WORKER_NICE below the caller's priority."""
+    threads = default_threads() if threads is None else int(threads)
+    return ThreadPoolExecutor(max(1, threads), thread_name_prefix=name, initializer=_lower_priority)
+
+
+def _lower_priority() -> None:
+    """Worker thread start: lower this thread's priority by WORKER_NICE (Linux: per thread)."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + WORKER_NICE))
+    except (AttributeError, OSError):  # not Linux, or not allowed: the default priority works too
+        pass
 
 
 def deflate(data: Any, level: int) -> bytes:

@@ -11,7 +11,7 @@ import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Callable
 from xml.sax.saxutils import escape, quoteattr
@@ -19,7 +19,7 @@ from xml.sax.saxutils import escape, quoteattr
 import numpy as np
 
 from gmsr_cli.errors import CubeError, FormatError
-from gmsr_cli.io.codecs import VALUES_LABEL, default_threads, deflate
+from gmsr_cli.io.codecs import VALUES_LABEL, default_threads, deflate, worker_pool
 from gmsr_cli.io.cube import AxesView, Cube, MappedArray
 from gmsr_cli.io.formats._base import (CubeWriter, RawRowsWriter, RowBuffer, clean_attrs, default_integer_scale,
                                        wavelengths_to_nm)
@@ -137,7 +137,7 @@ class CompressedTiffWriter(CubeWriter):
         row_bytes = self.width * self.bands * self.dtype.itemsize
         self.rows_per_strip = max(1, COMPRESSED_STRIP_BYTES // row_bytes)
         self.strips = RowBuffer(self.rows_per_strip, self.width, self.bands, self.dtype)
-        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="gmsr-tiff")
+        self.pool = worker_pool(threads, "gmsr-tiff")
         self.queue: queue.Queue = queue.Queue(maxsize=threads + 2)
         self.error: BaseException | None = None
         total = row_bytes * self.height
