@@ -34,7 +34,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_memory import weights_argument, write_photo  # noqa: E402
@@ -63,7 +62,7 @@ def split_child(photo: str, output: str, weights: str) -> None:
     del image
     t_read = time.perf_counter()
     try:  # exact colour (on by default for sRGB weights) came after some of the trees compared
-        from gmsr_cli.colour import correct_cube, resolve_exact_colour
+        from gmsr_cli.colour import correcting_rows, resolve_exact_colour
 
         exact = resolve_exact_colour(None, model)
         attrs = rec.provenance_attrs(Path(photo), model, DEFAULT_TILE_PX, DEFAULT_OVERLAP_PX, False, bit_depth, exact)
@@ -71,18 +70,21 @@ def split_child(photo: str, output: str, weights: str) -> None:
         exact = False
         attrs = rec.provenance_attrs(Path(photo), model, DEFAULT_TILE_PX, DEFAULT_OVERLAP_PX, False, bit_depth)
     writing = [0.0]
-    colouring = [0.0]
+    in_rows = [0.0]  # all of on_rows: the colour step, where on, and the writer
     with open_cube_writer(Path(output), height, width, WAVELENGTHS_NM, format=None, dtype="float32",
                           overwrite=True, attrs=attrs) as writer:
-        def on_rows(y0, block):
+        def write(y0, block):
             start = time.perf_counter()
-            if exact:  # as reconstruct_file's correcting_rows: a copy, corrected against the photo's rows
-                block = correct_cube(np.array(block, dtype=np.float32), pixels[y0:y0 + block.shape[0]],
-                                     model.camera)
-                colouring[0] += time.perf_counter() - start
-                start = time.perf_counter()
             writer.write_rows(y0, block)
             writing[0] += time.perf_counter() - start
+
+        # As reconstruct_file: the colour step (the project's own correcting_rows) before the writer.
+        rows_step = correcting_rows(write, pixels, model.camera) if exact else write
+
+        def on_rows(y0, block):
+            start = time.perf_counter()
+            rows_step(y0, block)
+            in_rows[0] += time.perf_counter() - start
 
         tiled_forward(model.module, pixels, tile_px=DEFAULT_TILE_PX, overlap_px=DEFAULT_OVERLAP_PX,
                       device=model.device, on_rows=on_rows)
@@ -93,7 +95,7 @@ def split_child(photo: str, output: str, weights: str) -> None:
     n_tiles = sum(len(r) for r in rows)
     print(json.dumps({
         "import": t_import - t0, "model": t_model - t_import, "read": t_read - t_model,
-        "network": t_net - t_read - writing[0] - colouring[0], "colour": colouring[0],
+        "network": t_net - t_read - in_rows[0], "colour": in_rows[0] - writing[0],
         "write": writing[0] + (t_end - t_net), "total": t_end - t0,
         "tiles": n_tiles, "tile": [tile.height, tile.width],
         "pixel_ratio": n_tiles * tile.height * tile.width / (height * width)}))
