@@ -6,15 +6,25 @@ dropped: the run would go on and finish as if nothing happened. So the handlers 
 `Interrupted` *and* remember the signal; `check()`, called at safe points (every row block
 written, before an output is renamed into place, before each photo of a batch), raises it again
 if the first raise was swallowed. Without installed handlers `check()` does nothing.
+
+A KeyboardInterrupt can also land in the middle of a library's own bookkeeping (numba's compiler
+was seen half-closing an LLVM object), whose finalizer then fails later and Python prints
+"Exception ignored in ... Traceback ...". Once a signal has been received, such reports are noise
+after the run's one line ("Interrupted; ..."), so the handlers' block drops them (logged at debug
+level); before any signal they are reported as usual.
 """
 
 from __future__ import annotations
 
+import gc
+import logging
 import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 _received: int | None = None
+_log = logging.getLogger(__name__)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -53,6 +63,16 @@ def check() -> None:
         raise Interrupted(_received)
 
 
+def _unraisable_hook(previous):
+    def hook(unraisable) -> None:
+        if _received is None:
+            previous(unraisable)
+            return
+        _log.debug("after %s, dropped an error in a finalizer of %r: %r", signal.Signals(_received).name,
+                   unraisable.object, unraisable.exc_value)
+    return hook
+
+
 def exit_code(exc: BaseException) -> int:
     """The exit status for a run stopped by ``exc`` (a KeyboardInterrupt): 128 + the signal."""
     signum = getattr(exc, "signum", None) or _received or signal.SIGINT
@@ -63,7 +83,8 @@ def exit_code(exc: BaseException) -> int:
 def handling_signals() -> Iterator[None]:
     """Within the block, SIGINT and SIGTERM raise Interrupted (and are remembered for `check`).
     Only in the main thread (signal handlers can only be set there); the previous handlers come
-    back afterwards, and the signal is forgotten (read `received()` inside the block)."""
+    back afterwards, and the signal is forgotten (read `received()` inside the block). After a
+    signal, errors raised in finalizers (``sys.unraisablehook``) are dropped instead of printed."""
     global _received
     import threading
 
@@ -72,9 +93,16 @@ def handling_signals() -> Iterator[None]:
         return
     _received = None
     previous = {sig: signal.signal(sig, _handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = _unraisable_hook(previous_hook)
     try:
         yield
     finally:
+        if _received is not None:
+            # Objects the interrupt left half-done may sit in reference cycles: collect them while
+            # their finalizers' errors are still dropped.
+            gc.collect()
+        sys.unraisablehook = previous_hook
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         _received = None

@@ -192,3 +192,35 @@ def test_a_ctrl_c_swallowed_by_a_finalizer_still_stops_before_the_output_is_repl
     interrupts.check()
     assert info.value.exit_code == 130
     assert final.read_bytes() == OLD and sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+class _BrokenFinalizer:
+    """An object a library left half-done: its finalizer fails (as numba's LLVM objects did when
+    Ctrl-C landed inside their bookkeeping, printing "Exception ignored ... Traceback")."""
+
+    def __del__(self):
+        raise AttributeError("half-closed")
+
+
+def test_finalizer_errors_are_reported_until_a_signal_and_dropped_after_it(monkeypatch):
+    from gmsr_cli import interrupts
+
+    reported = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: reported.append(unraisable.exc_value))
+    with interrupts.handling_signals():
+        broken = _BrokenFinalizer()
+        del broken
+        assert [type(e) for e in reported] == [AttributeError]  # no signal yet: a real fault, reported
+        with pytest.raises(interrupts.Interrupted):
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):
+                pass
+        broken = _BrokenFinalizer()
+        del broken
+        cycle = _BrokenFinalizer()
+        cycle.me = cycle  # collected only by the garbage collector, when the block ends
+        del cycle
+    assert len(reported) == 1, reported
+    broken = _BrokenFinalizer()
+    del broken  # the handlers (and the hook) are gone: reported again
+    assert len(reported) == 2
