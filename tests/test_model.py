@@ -156,3 +156,24 @@ def test_gradient_attentions_equal_the_published_formulation(kind, shape):
     torch.testing.assert_close(gx, gx0, rtol=1e-10, atol=1e-12)
     for g, g0 in zip(gp, gp0):
         torch.testing.assert_close(g, g0, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 2, 2), (1, 3, 2, 9), (1, 3, 3, 2), (3, 3, 33, 17), (2, 3, 64, 48)])
+def test_cpu_inference_channels_last_equals_the_published_stages(shape):
+    """CPU inference runs the stages channels-last with the fuse convolution split by branch and
+    the attentions' statistics from one numba pass; every pixel must be the published one, each
+    sample on its own (one sample of a batch is flat: its gradients are all 0)."""
+    from gmsr_cli.api import load_model
+    from gmsr_cli.model import channels_last
+
+    model = load_model("gmsr-cave-srgb", device="cpu").module
+    x = torch.rand(*shape, generator=torch.Generator().manual_seed(1))
+    if shape[0] > 1:
+        x[1] = 0.25
+    with torch.inference_mode():
+        assert channels_last.supports(model, x)
+        fast, published = model(x), model.forward_published(x)
+    assert fast.shape == published.shape == (shape[0], 31, *shape[2:])
+    torch.testing.assert_close(fast, published, rtol=0, atol=1e-5)
+    with torch.enable_grad():
+        assert not channels_last.supports(model, x)  # training takes the published path

@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 
 from ..scan import resolve_backend
+from . import channels_last
 from .layers import SpatialGradientAttention, SpectralGradientAttention, VSSBlock
 
 WIDTHS = (10, 20, 31)
@@ -54,6 +55,13 @@ class GMSRNet(nn.Module):
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
         if rgb.dim() != 4 or rgb.shape[1] != 3 or min(rgb.shape[2:]) < 2:
             raise ValueError(f"GMSRNet needs (B, 3, H, W) with H, W >= 2, got {tuple(rgb.shape)}")
+        if channels_last.supports(self, rgb):
+            # CPU inference: the same numbers, channels-last (the output is a channels-first view).
+            return channels_last.forward(self, rgb)
+        return self.forward_published(rgb)
+
+    def forward_published(self, rgb: torch.Tensor) -> torch.Tensor:
+        """The forward pass as published (channels-first stages): training, GPUs, other dtypes."""
         x = self._stage(rgb, self.output1, self.VSS1, self.spectral_attention1, self.conv1)
         x = self._stage(x, self.output2, self.VSS2, self.spectral_attention2, self.conv2)
         return self._stage(x, self.output3, self.VSS3, self.spectral_attention3, self.conv3)
