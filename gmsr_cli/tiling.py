@@ -156,6 +156,28 @@ def blend_window(tile: Tile) -> np.ndarray:
     return np.outer(wy, wx)
 
 
+def _ramped_spans(length: int, ramp_start: int, ramp_end: int) -> list[tuple[int, int]]:
+    """The [start, end) spans of an axis where blend_ramp is not 1 (the two ramps, merged when
+    they meet)."""
+    start, end = min(ramp_start, length), max(length - ramp_end, 0)
+    if start >= end:
+        return [(0, length)] if length and (ramp_start or ramp_end) else []
+    return [span for span in ((0, start), (end, length)) if span[1] > span[0]]
+
+
+def weight_in_place(out: np.ndarray, tile: Tile) -> None:
+    """out (h, w, bands) *= blend_window(tile)[:, :, None], touching only the ramps: the window is
+    an outer product, so the rows are scaled by one ramp and the columns by the other. An interior
+    tile's window is 1 on most of it; a multiplication of the whole tile (and its temporary) took
+    about 2% of a large photo's time."""
+    wy = blend_ramp(tile.height, tile.ramp_top, tile.ramp_bottom)
+    wx = blend_ramp(tile.width, tile.ramp_left, tile.ramp_right)
+    for a, b in _ramped_spans(tile.height, tile.ramp_top, tile.ramp_bottom):
+        out[a:b] *= wy[a:b, None, None]
+    for a, b in _ramped_spans(tile.width, tile.ramp_left, tile.ramp_right):
+        out[:, a:b] *= wx[None, a:b, None]
+
+
 def default_batch_tiles(device: torch.device | str) -> int:
     """Tiles per forward pass for ``device`` when --batch-tiles is not given."""
     return DEFAULT_BATCH_TILES.get(torch.device(device).type, 1)
@@ -254,9 +276,9 @@ def tiled_forward(model: torch.nn.Module, image: np.ndarray, *, tile_px: int = D
                 raise _oom_error(device, tile_px, batch_tiles) from None
             del batch
             for t, tile_out in zip(group, out):
-                win = blend_window(t)
-                acc[:, t.x0:t.x1] += tile_out * win[:, :, None]
-                weight[:, t.x0:t.x1] += win
+                weight_in_place(tile_out, t)
+                acc[:, t.x0:t.x1] += tile_out
+                weight[:, t.x0:t.x1] += blend_window(t)
             del out
             done += len(group)
             if progress is not None:

@@ -8,6 +8,7 @@ from gmsr_cli.errors import GmsrError
 from gmsr_cli.model.gmsr import GMSRNet
 from gmsr_cli.tiling import (
     SINGLE_PASS_FACTOR,
+    Tile,
     blend_ramp,
     blend_window,
     check_tile_options,
@@ -15,6 +16,7 @@ from gmsr_cli.tiling import (
     plan_tiles,
     reconstruct_array,
     tiled_forward,
+    weight_in_place,
 )
 
 
@@ -119,6 +121,16 @@ def test_ramps_are_positive_and_neighbours_sum_to_one():
     right = blend_ramp(48, 16, 0)
     np.testing.assert_allclose(left[-16:] + right[:16], 1.0, atol=1e-6)
     assert left[0] == 1 and right[-1] == 1  # no ramp at the image border
+
+
+@pytest.mark.parametrize("tile", [Tile(0, 40, 0, 30, 8, 8, 5, 0), Tile(0, 40, 0, 30, 0, 0, 0, 0),
+                                  Tile(0, 12, 0, 9, 8, 7, 6, 6), Tile(0, 1, 0, 5, 1, 0, 0, 5)])
+def test_weighting_a_tile_in_place_equals_multiplying_by_its_window(tile):
+    """Ramps on any sides, none, or overlapping each other (wider than half the tile)."""
+    out = np.random.default_rng(0).random((tile.height, tile.width, 31), dtype=np.float32)
+    expected = out * blend_window(tile)[:, :, None]
+    weight_in_place(out, tile)
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=0)
 
 
 def test_bad_tile_options_name_the_option():
