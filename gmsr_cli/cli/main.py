@@ -167,7 +167,11 @@ def main() -> None:
     reconstruction; docs/performance.md). Nothing is left for the teardown to do: every command
     closes its files and removes its temporary outputs before it returns or raises, and the
     standard streams and logging are flushed here. ``cli`` itself (tests, other programs that call
-    it in-process) ends normally."""
+    it in-process) ends normally. In this process numba also starts without its BLAS probe
+    (gmsr_cli/scan/numba_start.py: no gmsr kernel uses BLAS; 0.12-0.15 s)."""
+    from gmsr_cli.scan.numba_start import skip_blas_probe
+
+    skip_blas_probe()
     try:
         cli()  # standalone mode: ends with SystemExit (0 when the command returned)
         code = 0

@@ -23,6 +23,10 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .numba_start import start_cpu_target
+
+start_cpu_target()  # the `gmsr` command: numba's CPU target starts here, without its BLAS probe
+
 _F = np.float32
 # 2^f on [-0.5, 0.5], least-squares in relative error: max relative error 1e-7 in float32.
 _P0, _P1, _P2, _P3 = _F(1.0), _F(0.693147206), _F(0.240226466), _F(0.0555032900)
