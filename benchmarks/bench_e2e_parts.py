@@ -4,6 +4,8 @@
     python benchmarks/bench_e2e_parts.py writer [--size 4000x3000] [--repeats 2]
     python benchmarks/bench_e2e_parts.py colour
     python benchmarks/bench_e2e_parts.py teardown [--repeats 3]
+    python benchmarks/bench_e2e_parts.py stages [--size 473x470] [--repeats 6]
+    python benchmarks/bench_e2e_parts.py numba-start [--repeats 3]
 
 plans     the network alone (tiled_forward, no writer), then reconstruct_file to .h5, with the
           band plan (tiles up to 2 x --tile, the default) and with equal 256 px tiles
@@ -13,7 +15,14 @@ writer    reconstruct_file to .h5 (band plan) with the chunk writer's queue and 
           chunk rows, same priority: the writer before 2026-11-29), alternated; also CPU time;
 colour    the exact colour step of one 441 x 4000 tile row (correcting_rows), three times;
 teardown  seconds from the end of `gmsr reconstruct` (512 x 512) to the end of its process, with
-          the console script's os._exit and with a normal interpreter exit.
+          the console script's os._exit and with a normal interpreter exit;
+stages    one forward pass of a tile (default 473 x 470, the band plan's tile of a 4000 x 3000
+          photo) on random pixels with the stages channels-last (model/channels_last.py, CPU
+          inference since 2026-11-29) and channels-first as published (forward_published),
+          alternated, plus each one's growth of peak resident memory in a fresh process;
+numba-start  in fresh processes: loading the model (numba's CPU target starts there) and the
+          first 512 x 512 pass, with numba's BLAS probe skipped as `gmsr` does
+          (scan/numba_start.py) and with it.
 The photos are benchmarks/bench_memory.py's synthetic 8-bit PNGs. The numbers go to
 docs/performance.md and docs/tiling.md.
 """
@@ -138,15 +147,76 @@ def teardown(args, folder: Path) -> None:
             print(f"teardown with {mode}: {ended - finished:.3f} s", flush=True)
 
 
+def stages(args, folder: Path) -> None:
+    import torch
+
+    from gmsr_cli.model import channels_last
+
+    model = _model().module
+    width, height = (int(v) for v in args.size.split("x"))
+    x = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))
+    ways = {"channels-last (now)": lambda: channels_last.forward(model, x).permute(0, 2, 3, 1).numpy(),
+            "published stages (before)": lambda: model.forward_published(x).permute(0, 2, 3, 1).numpy()}
+    times: dict[str, list[float]] = {name: [] for name in ways}
+    with torch.inference_mode():
+        for _ in range(2):  # first-touch pages and kernel loading out of the way
+            for way in ways.values():
+                way()
+        for _ in range(args.repeats):
+            for name, way in ways.items():
+                start = time.perf_counter()
+                np.copy(way())  # the tiler reads the output as (h, w, 31)
+                times[name].append(time.perf_counter() - start)
+    for name, values in times.items():
+        print(f"{width}x{height} {name}: median {np.median(values):.3f} s "
+              f"({', '.join(f'{v:.3f}' for v in values)}; load {os.getloadavg()[0]:.1f})", flush=True)
+    for name, method in (("channels-last (now)", "channels_last.forward(m, x)"),
+                         ("published stages (before)", "m.forward_published(x)")):
+        code = ("import resource, torch\nfrom gmsr_cli.model import channels_last\n"
+                "from gmsr_cli.memory import tune_malloc\ntune_malloc()\n"
+                "from gmsr_cli.reconstruct import load_model\n"
+                "m = load_model('gmsr-cave-srgb', 'cpu', 'auto').module\n"
+                f"x = torch.rand(1, 3, {height}, {width})\n"
+                "with torch.inference_mode():\n    m(torch.rand(1, 3, 16, 16))\n"
+                "    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+                f"    y = {method}\n"
+                "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)\n")
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=folder)
+        if done.returncode != 0:
+            sys.exit(done.stderr[-2000:])
+        print(f"{width}x{height} {name}: peak memory grows {float(done.stdout):.0f} MB in the pass", flush=True)
+
+
+def numba_start(args, folder: Path) -> None:
+    code = ("import sys, time\nimport torch\nfrom gmsr_cli.memory import tune_malloc\ntune_malloc()\n"
+            "from gmsr_cli.scan import numba_start\n"
+            "if sys.argv[1] == 'skip':\n    numba_start.skip_blas_probe()\n"
+            "from gmsr_cli.reconstruct import load_model\n"
+            "t0 = time.perf_counter()\nm = load_model('gmsr-cave-srgb', 'cpu', 'auto').module\n"
+            "t1 = time.perf_counter()\n"
+            "with torch.inference_mode():\n    m(torch.rand(1, 3, 512, 512))\n"
+            "t2 = time.perf_counter()\n"
+            "print(f'{t1 - t0:.3f} {t2 - t1:.3f} {\"scipy.linalg\" in sys.modules}')\n")
+    for _ in range(args.repeats):
+        for mode in ("skip", "probe"):
+            done = subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True, cwd=folder)
+            if done.returncode != 0:
+                sys.exit(done.stderr[-2000:])
+            model, first, linalg = done.stdout.split()
+            name = "BLAS probe skipped (gmsr now)" if mode == "skip" else "BLAS probe (before, library)"
+            print(f"{name}: model {model} s + first 512 x 512 pass {first} s = "
+                  f"{float(model) + float(first):.3f} s; scipy.linalg loaded: {linalg}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("part", choices=("plans", "writer", "colour", "teardown"))
+    parser.add_argument("part", choices=("plans", "writer", "colour", "teardown", "stages", "numba-start"))
     parser.add_argument("--size", default=None, help="WIDTHxHEIGHT of the synthetic photo")
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
-    args.size = args.size or {"plans": "2048x1536", "writer": "4000x3000"}.get(args.part)
+    args.size = args.size or {"plans": "2048x1536", "writer": "4000x3000", "stages": "473x470"}.get(args.part)
     with tempfile.TemporaryDirectory(prefix="gmsr-bench-parts-") as folder:
-        globals()[args.part](args, Path(folder))
+        globals()[args.part.replace("-", "_")](args, Path(folder))
 
 
 if __name__ == "__main__":
