@@ -148,12 +148,29 @@ def teardown(args, folder: Path) -> None:
 
 
 def stages(args, folder: Path) -> None:
+    width, height = (int(v) for v in args.size.split("x"))
+    # Memory first, in fresh processes started while this one is still small: Linux carries a
+    # process's peak resident size across fork and exec, so a child of a large parent reads that.
+    for name, method in (("channels-last (now)", "channels_last.forward(m, x)"),
+                         ("published stages (before)", "m.forward_published(x)")):
+        code = ("import resource, torch\nfrom gmsr_cli.model import channels_last\n"
+                "from gmsr_cli.memory import tune_malloc\ntune_malloc()\n"
+                "from gmsr_cli.reconstruct import load_model\n"
+                "m = load_model('gmsr-cave-srgb', 'cpu', 'auto').module\n"
+                f"x = torch.rand(1, 3, {height}, {width})\n"
+                "with torch.inference_mode():\n    m(torch.rand(1, 3, 16, 16))\n"
+                "    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+                f"    y = {method}\n"
+                "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)\n")
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=folder)
+        if done.returncode != 0:
+            sys.exit(done.stderr[-2000:])
+        print(f"{width}x{height} {name}: peak memory grows {float(done.stdout):.0f} MB in the pass", flush=True)
     import torch
 
     from gmsr_cli.model import channels_last
 
     model = _model().module
-    width, height = (int(v) for v in args.size.split("x"))
     x = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))
     ways = {"channels-last (now)": lambda: channels_last.forward(model, x).permute(0, 2, 3, 1).numpy(),
             "published stages (before)": lambda: model.forward_published(x).permute(0, 2, 3, 1).numpy()}
@@ -170,21 +187,6 @@ def stages(args, folder: Path) -> None:
     for name, values in times.items():
         print(f"{width}x{height} {name}: median {np.median(values):.3f} s "
               f"({', '.join(f'{v:.3f}' for v in values)}; load {os.getloadavg()[0]:.1f})", flush=True)
-    for name, method in (("channels-last (now)", "channels_last.forward(m, x)"),
-                         ("published stages (before)", "m.forward_published(x)")):
-        code = ("import resource, torch\nfrom gmsr_cli.model import channels_last\n"
-                "from gmsr_cli.memory import tune_malloc\ntune_malloc()\n"
-                "from gmsr_cli.reconstruct import load_model\n"
-                "m = load_model('gmsr-cave-srgb', 'cpu', 'auto').module\n"
-                f"x = torch.rand(1, 3, {height}, {width})\n"
-                "with torch.inference_mode():\n    m(torch.rand(1, 3, 16, 16))\n"
-                "    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-                f"    y = {method}\n"
-                "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)\n")
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=folder)
-        if done.returncode != 0:
-            sys.exit(done.stderr[-2000:])
-        print(f"{width}x{height} {name}: peak memory grows {float(done.stdout):.0f} MB in the pass", flush=True)
 
 
 def numba_start(args, folder: Path) -> None:
