@@ -10,8 +10,9 @@ over contiguous rows, and the fuse convolution is split by branch, which is the 
 with s_pix the spatial attention's per-pixel gate and s_ch the spectral attention's per-channel
 gate, so the two attention branches are never made. Their statistics come from one numba pass
 (numba_attention.py). The same numbers as the published computation up to float32 rounding (a
-test holds them to 1e-5 of each other); a 470 x 470 tile is about 15% faster, and the output is
-channels-last, as the tiler blends it.
+test holds them to 1e-5 of each other); a 473 x 470 tile takes 11% less time and 24% less
+working memory (benchmarks/bench_e2e_parts.py stages), and the output is channels-last, as the
+tiler blends it.
 """
 
 from __future__ import annotations
