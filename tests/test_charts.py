@@ -48,6 +48,24 @@ def test_patch_scores():
     assert scaled["patch_rmse"] == pytest.approx(np.sqrt((ref ** 2).mean(axis=1)).mean())
 
 
+def test_check_scenes_are_fixed_shaded_mosaics_of_their_own_set(library):
+    _, check = charts.split_reflectances(library)
+    refl = check["vrhel_clothes"]
+    scene = charts.check_scene(refl, "vrhel_clothes", 0)
+    assert scene.shape == (charts.CHECK_SCENE_PX, charts.CHECK_SCENE_PX, 31) and scene.dtype == np.float32
+    np.testing.assert_array_equal(scene, charts.check_scene(refl, "vrhel_clothes", 0))  # the same every time
+    assert not np.array_equal(scene, charts.check_scene(refl, "vrhel_clothes", 1))
+    # every pixel is one of the set's reflectances times a shading factor in [0.35, 1]
+    pixels = scene.reshape(-1, 31)[::97].astype(np.float64)
+    scale = (pixels @ refl.T) / (refl ** 2).sum(1)  # (n, N): least-squares factor per material
+    residual = np.abs(pixels[:, None, :] - scale[..., None] * refl[None]).max(-1)
+    best = residual.argmin(1)
+    assert residual.min(1).max() < 1e-5
+    factors = scale[np.arange(len(pixels)), best]
+    assert factors.min() >= 0.35 - 1e-4 and factors.max() <= 1 + 1e-4
+    assert len(np.unique(best)) > 5  # many materials, not one
+
+
 def test_evaluate_charts_scores_both_methods_per_check_set(library, weights_file):
     train, check = charts.split_reflectances(library)
     train_chart = charts.chart(np.concatenate(list(train.values())))
@@ -58,6 +76,11 @@ def test_evaluate_charts_scores_both_methods_per_check_set(library, weights_file
     assert result["mean"]["patches"] == sum(len(v) for v in check.values())
     # a per-pixel regression fitted on measured reflectances recovers held-out ones well; random weights do not
     assert result["baseline_mean"]["patch_rmse"] < 0.06 < result["mean"]["patch_rmse"]
+    scenes = result["scenes"]
+    assert list(scenes["sets"]) == list(charts.CHECK_SETS)
+    for scores in [*scenes["sets"].values(), {"model": scenes["mean"], "baseline": scenes["baseline_mean"]}]:
+        assert set(scores["model"]) == set(scores["baseline"]) == {"mrae", "rmse", "psnr", "sam"}
+    assert scenes["baseline_mean"]["rmse"] < scenes["mean"]["rmse"]  # random weights: worse in the scenes too
     corrected = charts.evaluate_charts(model, baseline, exact_colour=True)
     assert corrected["exact_colour"] and corrected["mean"]["patch_rmse"] < result["mean"]["patch_rmse"]
     assert corrected["baseline_mean"] == result["baseline_mean"]

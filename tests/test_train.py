@@ -120,6 +120,8 @@ def test_train_and_evaluate_commands(tmp_path, tiny_data, shared_dir, gmsr):
     for bands, whole in ((report["band_rmse"], report["mean"]), (report["baseline_band_rmse"], report["baseline_mean"])):
         assert len(bands) == 31
         assert np.mean(np.square(bands)) == pytest.approx(whole["rmse"] ** 2, rel=1e-9)
-    result = gmsr("evaluate", "--weights", weights, "--tile", "0", "--per-band", val_files[0], code=0)
+    result = gmsr("evaluate", "--weights", weights, "--tile", "0", "--per-band", "--charts", val_files[0], code=0)
     assert "RMSE per band" in result.output and "700" in result.output
+    assert "Spectral check charts" in result.output and "Synthetic check scenes" in result.output
+    assert result.output.count("hyspex_skin") == 2  # a row in each check table
     assert "not both" in gmsr("evaluate", "--weights", weights, "--split", "train", val_files[0], code=2).output

@@ -25,8 +25,9 @@ from gmsr_cli.cli.options import (backend_option, device_option, exact_colour_op
               help="Score the CAVE validation or training scenes instead of SCENES [default: val when no SCENES]; "
                    "train beside val shows how much of a model's fit carries over to scenes it never saw.")
 @click.option("--charts", is_flag=True,
-              help="Also score GMSR-Net and the baseline on the spectral check charts: flat patches of the measured "
-                   "reflectances kept out of training (natural objects, clothes, hair, skin), patch RMSE and SAM.")
+              help="Also score GMSR-Net and the baseline on the spectral checks: flat patches of the measured "
+                   "reflectances kept out of training (natural objects, clothes, hair, skin), patch RMSE and SAM; "
+                   "and synthetic scenes of them (shaded overlapping discs), MRAE, RMSE, PSNR and SAM.")
 @click.option("--per-band", is_flag=True, help="Also print the RMSE of each band, pooled over the scenes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON (per-band RMSE included).")
 @tile_option
@@ -122,4 +123,20 @@ def _print_charts(charts: dict) -> None:
     for name, ours, theirs in rows:
         table.add_row(name, str(ours["patches"]), f"{ours['patch_rmse']:.4f}", f"{theirs['patch_rmse']:.4f}",
                       f"{ours['patch_sam']:.2f}", f"{theirs['patch_sam']:.2f}", style="bold" if name == "all" else None)
+    Console().print(table)
+    from gmsr_cli.train.evaluate import METRICS
+
+    scenes = charts["scenes"]
+    table = Table(title=f"Synthetic check scenes ({scenes['per_set']} per set, {scenes['px']} px: shaded discs of "
+                  "the same reflectances, 8-bit RGB; every pixel)")
+    table.add_column("set", no_wrap=True)
+    table.add_column("method")
+    for name in ("MRAE", "RMSE", "PSNR dB", "SAM deg"):
+        table.add_column(name, justify="right")
+    rows = [(name, s["model"], s["baseline"]) for name, s in scenes["sets"].items()]
+    rows.append(("all", scenes["mean"], scenes["baseline_mean"]))
+    for name, ours, theirs in rows:
+        for method, m, style in (("GMSR-Net", ours, "bold" if name == "all" else None), ("baseline", theirs, "dim")):
+            table.add_row(name if method == "GMSR-Net" else "", method,
+                          *(f"{m[k]:.4f}" if k in ("mrae", "rmse") else f"{m[k]:.2f}" for k in METRICS), style=style)
     Console().print(table)

@@ -1,4 +1,5 @@
-"""Spectral check charts: measured reflectances split by source set, rendered as flat patches and scored per patch."""
+"""Spectral checks: measured reflectances split by source set; the check part rendered as flat-patch charts
+(scored per patch) and as synthetic scenes (scored per pixel)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 
 from .. import spectra
 from ..errors import DataError
+from .metrics import MetricAccumulator
 
 SPECTRA_ENV = "GMSR_SPECTRA"
 SPECTRA_FILE = "spectra_400_700_10nm.npz"
@@ -25,6 +27,12 @@ DUPLICATE_TOLERANCE = 0.02  # max |difference| over the 31 bands, reflectance
 PATCH_PX = 16  # side of a chart patch
 MARGIN_PX = 4  # pixels at each patch edge left out of its score (where neighbours bleed in)
 CHART_COLUMNS = 16
+# Synthetic check scenes: per check set, this many dead-leaves scenes (train/synthetic.py: shaded,
+# textured, overlapping discs) of that set's reflectances, the same every time (seeded by set and
+# index), so that materials meet at edges and under shading as in a photo, not only as flat patches.
+CHECK_SCENES_PER_SET = 4
+CHECK_SCENE_PX = 256
+CHECK_SCENE_SEED = 13
 
 
 def spectra_library_path() -> Path:
@@ -91,6 +99,15 @@ def patch_means(cube: np.ndarray, n: int, patch_px: int = PATCH_PX, margin_px: i
     return inner.astype(np.float64).mean(axis=(1, 3)).reshape(rows * columns, -1)[:n]
 
 
+def check_scene(reflectances: np.ndarray, set_name: str, index: int, size: int = CHECK_SCENE_PX) -> np.ndarray:
+    """(size, size, 31) float32: synthetic check scene ``index`` of the check set ``set_name``, dead
+    leaves of its ``reflectances`` (train.synthetic.dead_leaves), the same on every call."""
+    from .synthetic import dead_leaves
+
+    key = [CHECK_SCENE_SEED, CHECK_SETS.index(set_name), index]
+    return dead_leaves(reflectances, size, np.random.default_rng(key))[0]
+
+
 def patch_scores(estimated: np.ndarray, measured: np.ndarray) -> dict[str, float]:
     """Mean over patches of the RMSE (reflectance) and SAM (degrees) of (N, 31) spectra against the measured ones."""
     est, ref = np.asarray(estimated, np.float64), np.asarray(measured, np.float64)
@@ -102,12 +119,15 @@ def patch_scores(estimated: np.ndarray, measured: np.ndarray) -> dict[str, float
 
 def evaluate_charts(model, baseline, *, camera: str | None = None, exact_colour: bool | None = None,
                     library: str | os.PathLike | None = None) -> dict:
-    """Score ``model`` (an api.LoadedModel) and a fitted RootPolyBaseline on one chart per check set.
+    """Score ``model`` (an api.LoadedModel) and a fitted RootPolyBaseline on one chart per check set,
+    and on CHECK_SCENES_PER_SET synthetic scenes of each set's reflectances (``check_scene``).
 
-    Each chart is rendered by ``camera`` (default: the weights') as an 8-bit photo, reconstructed whole
-    (one tile) and corrected as ``exact_colour`` says (None: the weights' default). Returns
-    {"sets": {name: {"model": scores, "baseline": scores}}, "mean": ..., "baseline_mean": ...}, where
-    the means weigh every check patch the same.
+    Each chart and scene is rendered by ``camera`` (default: the weights') as an 8-bit photo,
+    reconstructed whole (one tile) and corrected as ``exact_colour`` says (None: the weights'
+    default). Returns {"sets": {name: {"model": scores, "baseline": scores}}, "mean": ...,
+    "baseline_mean": ..., "scenes": {"sets": {name: {"model": metrics, "baseline": metrics}}, "mean":
+    ..., "baseline_mean": ...}}: chart means weigh every check patch the same; scene metrics (MRAE,
+    RMSE, PSNR, SAM, as for the validation scenes) pool every pixel of a set's scenes, or of all.
     """
     from ..colour import correct_cube, resolve_exact_colour
     from ..tiling import reconstruct_array
@@ -128,8 +148,24 @@ def evaluate_charts(model, baseline, *, camera: str | None = None, exact_colour:
         pooled["baseline"].append(theirs)
         pooled["truth"].append(refl)
     truth = np.concatenate(pooled["truth"])
+    scenes, everywhere = {}, {"model": MetricAccumulator(), "baseline": MetricAccumulator()}
+    for name, refl in check.items():
+        per_set = {"model": MetricAccumulator(), "baseline": MetricAccumulator()}
+        for index in range(CHECK_SCENES_PER_SET):
+            scene = check_scene(refl, name, index)
+            rgb = spectra.render_rgb_float(scene, camera)
+            rec = reconstruct_array(model.module, rgb, tile_px=0, overlap_px=0, device=model.device)
+            if exact:
+                correct_cube(rec, rgb, model.camera)
+            for method, estimate in (("model", rec), ("baseline", baseline.predict(rgb))):
+                per_set[method].update(estimate, scene)
+                everywhere[method].update(estimate, scene)
+        scenes[name] = {method: acc.result() for method, acc in per_set.items()}
     return {"split": {"check": list(CHECK_SETS), "train": list(TRAIN_SETS),
                       "duplicate_tolerance": DUPLICATE_TOLERANCE},
             "camera": camera, "exact_colour": exact, "patch_px": PATCH_PX, "margin_px": MARGIN_PX,
             "sets": sets, "mean": patch_scores(np.concatenate(pooled["model"]), truth),
-            "baseline_mean": patch_scores(np.concatenate(pooled["baseline"]), truth)}
+            "baseline_mean": patch_scores(np.concatenate(pooled["baseline"]), truth),
+            "scenes": {"per_set": CHECK_SCENES_PER_SET, "px": CHECK_SCENE_PX, "seed": CHECK_SCENE_SEED,
+                       "sets": scenes, "mean": everywhere["model"].result(),
+                       "baseline_mean": everywhere["baseline"].result()}}
