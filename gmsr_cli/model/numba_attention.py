@@ -18,6 +18,18 @@ from ..scan.numba_math import FASTMATH
 _F = np.float32
 
 
+@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+def _difference_over_channels(x, b, i, j, di, dj):
+    """Sum, maximum and minimum over channels k of x[b, i + di, j + dj, k] - x[b, i, j, k]."""
+    s, m, lo = _F(0.0), -np.inf, np.inf
+    for k in range(x.shape[3]):
+        g = x[b, i + di, j + dj, k] - x[b, i, j, k]
+        s += g
+        m = max(m, g)
+        lo = min(lo, g)
+    return s, m, lo
+
+
 @njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True)
 def gradient_statistics(x, sum_x, max_x, sum_y, max_y, grad_range, spec_sum, spec_max, spec_range):
     """Fill the outputs from x (B, H, W, c), c >= 2, H, W >= 2, for every sample b and row i:
@@ -35,26 +47,14 @@ def gradient_statistics(x, sum_x, max_x, sum_y, max_y, grad_range, spec_sum, spe
         b, i = job // height, job % height
         g_lo, g_hi = np.inf, -np.inf
         for j in range(width - 1):
-            s, m = _F(0.0), -np.inf
-            for k in range(c):
-                g = x[b, i, j + 1, k] - x[b, i, j, k]
-                s += g
-                m = max(m, g)
-                g_lo = min(g_lo, g)
-            sum_x[b, i, j] = s
-            max_x[b, i, j] = m
-            g_hi = max(g_hi, m)
+            s, m, lo = _difference_over_channels(x, b, i, j, 0, 1)
+            sum_x[b, i, j], max_x[b, i, j] = s, m
+            g_lo, g_hi = min(g_lo, lo), max(g_hi, m)
         if i + 1 < height:
             for j in range(width):
-                s, m = _F(0.0), -np.inf
-                for k in range(c):
-                    g = x[b, i + 1, j, k] - x[b, i, j, k]
-                    s += g
-                    m = max(m, g)
-                    g_lo = min(g_lo, g)
-                sum_y[b, i, j] = s
-                max_y[b, i, j] = m
-                g_hi = max(g_hi, m)
+                s, m, lo = _difference_over_channels(x, b, i, j, 1, 0)
+                sum_y[b, i, j], max_y[b, i, j] = s, m
+                g_lo, g_hi = min(g_lo, lo), max(g_hi, m)
         grad_range[b, i, 0] = g_lo
         grad_range[b, i, 1] = g_hi
         d_lo, d_hi = np.inf, -np.inf
