@@ -19,13 +19,19 @@ from gmsr_cli.api import load_model
 from gmsr_cli.colour import CARD_KEY
 from gmsr_cli.model.gmsr import GMSRNet
 from gmsr_cli.model.weights import load_weights, read_weights, save_weights, sha256_of
-from gmsr_cli.tiling import DEFAULT_OVERLAP_PX, DEFAULT_TILE_PX
+from gmsr_cli.tiling import DEFAULT_OVERLAP_PX, DEFAULT_TILE_PX, plan_tiles
 from gmsr_cli.train import data as train_data
 from gmsr_cli.train.charts import evaluate_charts
 from gmsr_cli.train.evaluate import evaluate, fit_baseline
 from gmsr_cli.train.loop import lineage, lineage_seconds
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def _plan_words(height: int, width: int) -> str:
+    """How the default tile plan covers a scene: "one pass" or "N tiles"."""
+    count = sum(len(row) for row in plan_tiles(height, width, DEFAULT_TILE_PX, DEFAULT_OVERLAP_PX))
+    return "one pass" if count == 1 else f"{count} tiles"
 
 
 def _row(name: str, m: dict) -> str:
@@ -136,7 +142,7 @@ def main(source: str, name: str) -> None:
         + (f"; {total_hours:.2f} h in all with the weights it started from" if origin else ""),
         f"- software: gmsr-cli {card.get('software_version')}, torch {card.get('torch_version')}", "",
         "## Validation (whole 512x512 scenes, 8-bit RGB rendered by the camera model, "
-        f"tile {DEFAULT_TILE_PX}, overlap {DEFAULT_OVERLAP_PX})", "",
+        f"tile {DEFAULT_TILE_PX}, overlap {DEFAULT_OVERLAP_PX}: {_plan_words(512, 512)})", "",
         f"Reproduce: `{card['evaluation']['command']}`", "",
         "| method | MRAE | RMSE | PSNR dB | SAM deg |", "|---|---|---|---|---|",
         _row("GMSR-Net (these weights)", card["val_metrics"]),
