@@ -219,4 +219,5 @@ def test_the_gmsr_process_starts_numba_without_scipy_blas(tmp_path):
         assert run.returncode == 0, run.stderr
         assert run.stdout.split("\n")[-3:-1] == [f"scipy.linalg loaded: {mode == 'normal'}", "importable"], run.stdout
         cubes[mode] = np.load(out)
-    np.testing.assert_array_equal(cubes["skip"], cubes["normal"])
+    # the same computation (matrix products may round differently with another memory alignment)
+    np.testing.assert_allclose(cubes["skip"], cubes["normal"], rtol=0, atol=1e-6)
