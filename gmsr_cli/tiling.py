@@ -168,8 +168,8 @@ def _ramped_spans(length: int, ramp_start: int, ramp_end: int) -> list[tuple[int
 def weight_in_place(out: np.ndarray, tile: Tile) -> None:
     """out (h, w, bands) *= blend_window(tile)[:, :, None], touching only the ramps: the window is
     an outer product, so the rows are scaled by one ramp and the columns by the other. An interior
-    tile's window is 1 on most of it; a multiplication of the whole tile (and its temporary) took
-    about 2% of a large photo's time."""
+    tile's window is 1 on most of it, so this skips a multiplication of the whole tile and its
+    temporary (6.9 M values a tile at 4000 x 3000)."""
     wy = blend_ramp(tile.height, tile.ramp_top, tile.ramp_bottom)
     wx = blend_ramp(tile.width, tile.ramp_left, tile.ramp_right)
     for a, b in _ramped_spans(tile.height, tile.ramp_top, tile.ramp_bottom):
