@@ -187,7 +187,7 @@ def test_inplace_depthwise_conv_silu_and_norm_gate_match_torch(shape):
 
 def test_the_gmsr_process_starts_numba_without_scipy_blas(tmp_path):
     """The gmsr command starts numba's CPU target with scipy.linalg hidden (none of its kernels use
-    BLAS; the probe costs 0.12-0.15 s): a reconstruction works and gives the same cube as in a
+    BLAS; the probe costs about 0.1 s): a reconstruction works and gives the same cube as in a
     process that started numba normally, scipy.linalg was never loaded, and imports afterwards."""
     import os
     import subprocess

@@ -168,7 +168,7 @@ def main() -> None:
     closes its files and removes its temporary outputs before it returns or raises, and the
     standard streams and logging are flushed here. ``cli`` itself (tests, other programs that call
     it in-process) ends normally. In this process numba also starts without its BLAS probe
-    (gmsr_cli/scan/numba_start.py: no gmsr kernel uses BLAS; 0.12-0.15 s)."""
+    (gmsr_cli/scan/numba_start.py: no gmsr kernel uses BLAS; about 0.1 s)."""
     from gmsr_cli.scan.numba_start import skip_blas_probe
 
     skip_blas_probe()

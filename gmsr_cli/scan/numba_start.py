@@ -2,7 +2,7 @@
 
 When numba's CPU target starts (at the first kernel call, cached or not), it imports
 ``scipy.linalg.cython_blas``, if SciPy is installed, to learn whether ``np.dot`` and friends can
-be compiled: 0.12-0.15 s on the 2-core VM, about 5% of a 512 x 512 reconstruction. No gmsr
+be compiled: about 0.1 s on the 2-core VM (`benchmarks/bench_e2e_parts.py numba-start`). No gmsr
 kernel calls BLAS. So the `gmsr` command (``skip_blas_probe``, called by its console entry point
 only: in a library user's process their own numba code may need BLAS) starts the target with
 ``scipy.linalg`` hidden; numba then records that it has no BLAS for that process, and
