@@ -56,7 +56,7 @@ def command(scenes, weights, rgb_images, camera, baseline, data_dir, split, char
 
     from gmsr_cli.api import load_model
     from gmsr_cli.train import data as train_data
-    from gmsr_cli.train.evaluate import METRICS, evaluate
+    from gmsr_cli.train.evaluate import evaluate
 
     if scenes and split:
         raise click.UsageError("give SCENES or --split, not both")
@@ -82,8 +82,7 @@ def command(scenes, weights, rgb_images, camera, baseline, data_dir, split, char
         table.add_column(name, justify="right")
 
     def add(scene, method, m, style=None):
-        table.add_row(scene, method, *(f"{m[k]:.4f}" if k in ("mrae", "rmse") else f"{m[k]:.2f}" for k in METRICS),
-                      style=style)
+        table.add_row(scene, method, *_metric_cells(m), style=style)
 
     for row in result["scenes"]:
         add(row["scene"], "GMSR-Net", row["model"])
@@ -109,6 +108,13 @@ def command(scenes, weights, rgb_images, camera, baseline, data_dir, split, char
         Console().print(bands)
 
 
+def _metric_cells(m: dict) -> list[str]:
+    """A table row's MRAE, RMSE, PSNR and SAM cells."""
+    from gmsr_cli.train.evaluate import METRICS
+
+    return [f"{m[k]:.4f}" if k in ("mrae", "rmse") else f"{m[k]:.2f}" for k in METRICS]
+
+
 def _print_charts(charts: dict) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -124,8 +130,6 @@ def _print_charts(charts: dict) -> None:
         table.add_row(name, str(ours["patches"]), f"{ours['patch_rmse']:.4f}", f"{theirs['patch_rmse']:.4f}",
                       f"{ours['patch_sam']:.2f}", f"{theirs['patch_sam']:.2f}", style="bold" if name == "all" else None)
     Console().print(table)
-    from gmsr_cli.train.evaluate import METRICS
-
     scenes = charts["scenes"]
     table = Table(title=f"Synthetic check scenes ({scenes['per_set']} per set, {scenes['px']} px: shaded discs of "
                   "the same reflectances, 8-bit RGB; every pixel)")
@@ -137,6 +141,5 @@ def _print_charts(charts: dict) -> None:
     rows.append(("all", scenes["mean"], scenes["baseline_mean"]))
     for name, ours, theirs in rows:
         for method, m, style in (("GMSR-Net", ours, "bold" if name == "all" else None), ("baseline", theirs, "dim")):
-            table.add_row(name if method == "GMSR-Net" else "", method,
-                          *(f"{m[k]:.4f}" if k in ("mrae", "rmse") else f"{m[k]:.2f}" for k in METRICS), style=style)
+            table.add_row(name if method == "GMSR-Net" else "", method, *_metric_cells(m), style=style)
     Console().print(table)
