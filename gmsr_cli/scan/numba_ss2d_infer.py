@@ -160,15 +160,12 @@ def job_lanes(batch: int, channels: int, threads: int) -> int:
     """Channels per job (at least LANE_GROUP, a multiple of 8, at most MAX_JOB_LANES): the split
     whose busiest thread finishes first (jobs dealt out evenly, each costing _job_cost), and of
     those the fewest jobs, since each job streams the whole image."""
-    best_key, best = None, LANE_GROUP
-    for lanes in range(_JOB_STEP, MAX_JOB_LANES + 1, _JOB_STEP):
-        if lanes < LANE_GROUP:  # a job of only a remainder: not measured worth its extra streaming
-            continue
+    def cost(lanes: int) -> tuple[float, int]:  # (the busiest thread's time, jobs)
         jobs = batch * math.ceil(channels / lanes)
-        key = (math.ceil(jobs / max(1, threads)) * _job_cost(lanes), jobs)
-        if best_key is None or key < best_key:
-            best_key, best = key, lanes
-    return best
+        return math.ceil(jobs / max(1, threads)) * _job_cost(lanes), jobs
+
+    # From LANE_GROUP up: a job of only a remainder was not measured worth its extra streaming.
+    return min(range(LANE_GROUP, MAX_JOB_LANES + 1, _JOB_STEP), key=cost)
 
 
 def ss2d_scan_direction(xs, proj, dt_weight, dt_bias, a2, d_skip, height, width, direction, y):
