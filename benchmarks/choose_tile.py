@@ -37,7 +37,7 @@ import torch
 
 from gmsr_cli import api
 from gmsr_cli.model.weights import DEFAULT_WEIGHTS
-from gmsr_cli.tiling import plan_tiles, reconstruct_array
+from gmsr_cli.tiling import max_tile_for, plan_tiles, reconstruct_array
 from gmsr_cli.train.data import load_training_cube, scene_paths, whole_scene_pair
 from gmsr_cli.train.metrics import compute_metrics
 
@@ -94,7 +94,7 @@ def main() -> None:
             else:
                 size = limit if args.band else crop_size(tile, overlap, limit)
             sizes[(tile, overlap)] = size
-            max_tile = 2 * tile if args.band else tile
+            max_tile = max_tile_for(tile) if args.band else tile
             rgb, truth = rgb_full[:size, :size], truth_full[:size, :size]
             start = time.perf_counter()
             whole = reconstruct_array(model.module, rgb, tile_px=0, overlap_px=0, device=model.device)
