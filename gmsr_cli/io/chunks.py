@@ -16,6 +16,8 @@ from gmsr_cli.io.codecs import deflate, keep_mantissa_bits, shuffled, worker_poo
 # wide photo) can wait for the workers while the caller computes the next one.
 MIN_BUFFERS = 2
 QUEUE_BYTES = 256 * 2**20
+
+
 class ChunkRowWriter:
     """Writes (H, W, B) image rows into a chunked h5py dataset with direct chunk writes.
 
