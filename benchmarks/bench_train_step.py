@@ -1,6 +1,7 @@
-"""Time CPU training steps (forward, backward, AdamW) of GMSR-Net on random patches; prints numbers.
+"""Time training steps (forward, backward, AdamW) of GMSR-Net on random patches; prints numbers.
 
     python benchmarks/bench_train_step.py --patch 96 --batch 8 --repeats 3
+    python benchmarks/bench_train_step.py --device cuda --patch 128 --batch 8 --backend triton
 """
 
 from __future__ import annotations
@@ -23,20 +24,24 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--backend", default="auto")
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
+    device = torch.device(args.device)
     print(f"machine  {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, load {os.getloadavg()[0]:.2f}")
     torch.manual_seed(0)
-    model = GMSRNet(backend=args.backend).train()
+    model = GMSRNet(backend=args.backend, device=device).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    x = torch.rand(args.batch, 3, args.patch, args.patch)
-    y = torch.rand(args.batch, 31, args.patch, args.patch)
+    x = torch.rand(args.batch, 3, args.patch, args.patch, device=device)
+    y = torch.rand(args.batch, 31, args.patch, args.patch, device=device)
 
     def step() -> None:
         loss = loss_fn(model(x), y, 0.1, 0.01)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
 
     step()  # compile / warm up
     times = []
@@ -46,7 +51,7 @@ def main() -> None:
         times.append(time.perf_counter() - start)
     pixels = args.batch * args.patch * args.patch
     best, median = min(times), sorted(times)[len(times) // 2]
-    print(f"backend {model.backend}  batch {args.batch} x {args.patch}^2  median {median:.2f} s  best {best:.2f} s  "
+    print(f"device {device}  backend {model.backend}  batch {args.batch} x {args.patch}^2  median {median:.2f} s  best {best:.2f} s  "
           f"{median / pixels * 1e6:.1f} us per pixel (median)")
 
 

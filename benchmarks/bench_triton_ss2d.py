@@ -1,7 +1,7 @@
 """Speed of SS2D's four-direction scan on a CUDA GPU: the Triton kernels against the per-direction path.
 
     python benchmarks/bench_triton_ss2d.py [--sizes 64,256,512,1024] [--channels 62] [--batch 1]
-                                           [--repeats 10] [--chunk N] [--block-channels N]
+                                           [--repeats 10] [--chunk N[,N..]] [--block-channels N[,N..]]
                                            [--device cuda|cpu] [--backward]
 
 For each S in --sizes, x is (batch, S, S, channels) (after SS2D's conv + SiLU; 62 channels is the
@@ -12,7 +12,9 @@ kernels), and SS2D.forward's per-direction composition (flip/transpose, projecti
 chunked). Printed: median and best milliseconds, nanoseconds per (pixel, channel) for all four
 directions, the block sizes the heuristics chose, and the largest difference to the first
 composition relative to its largest value. --backward times forward + backward of sum(w * y)
-instead (x and the parameters require gradients; the difference column compares x's gradient). Meant for a CUDA GPU; ``--device cpu`` with
+instead (x and the parameters require gradients; the difference column compares x's gradient).
+--chunk and --block-channels take comma-separated lists: every pair is timed (a sweep of the
+heuristics' choices). Meant for a CUDA GPU; ``--device cpu`` with
 TRITON_INTERPRET=1 only checks that the script runs (the interpreter's times mean nothing).
 Numbers, not a test.
 """
@@ -68,6 +70,10 @@ def composed(backend: str):
     return run
 
 
+def _ints(text: str | None) -> list[int]:
+    return [int(part) for part in text.split(",")] if text else []
+
+
 def time_it(fn, repeats: int, device) -> list[float]:
     import torch
 
@@ -92,8 +98,9 @@ def main() -> int:
     parser.add_argument("--channels", type=int, default=62)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--chunk", type=int, default=None, help="override the chunk heuristic")
-    parser.add_argument("--block-channels", type=int, default=None, help="override the channel block heuristic")
+    parser.add_argument("--chunk", default=None, help="override the chunk heuristic (comma-separated: a sweep)")
+    parser.add_argument("--block-channels", default=None,
+                        help="override the channel block heuristic (comma-separated: a sweep)")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--backward", action="store_true", help="time forward + backward")
     args = parser.parse_args()
@@ -117,14 +124,17 @@ def main() -> int:
     for side in (int(s) for s in args.sizes.split(",")):
         x = torch.randn(args.batch, side, side, args.channels, device=device)
         length = side * side
-        block = args.block_channels or triton_ss2d.channel_block(args.channels)
-        chunk = args.chunk or triton_ss2d.chunk_length(length, args.batch * math.ceil(args.channels / block), device)
-        scans = [(f"compose:{name}", composed(name)) for name in backends]
-        scans.append(("triton", lambda *a: triton_ss2d.ss2d_scan_triton(
-            *a, chunk=args.chunk, block_channels=args.block_channels)))
+        pairs = []
+        for block in _ints(args.block_channels) or [triton_ss2d.channel_block(args.channels)]:
+            groups = args.batch * math.ceil(args.channels / block)
+            for chunk in _ints(args.chunk) or [triton_ss2d.chunk_length(length, groups, device)]:
+                pairs.append((chunk, block))
+        scans = [(f"compose:{name}", composed(name), None) for name in backends]
+        scans += [("triton", lambda *a, c=chunk, b=block: triton_ss2d.ss2d_scan_triton(
+            *a, chunk=c, block_channels=b), (chunk, block)) for chunk, block in pairs]
         weight = torch.randn_like(x)
         want = None
-        for label, scan in scans:
+        for label, scan, knobs in scans:
             if args.backward:
                 leaves = [t.detach().clone().requires_grad_() for t in [x] + params]
 
@@ -151,7 +161,7 @@ def main() -> int:
             diff = ((y - want).abs().max() / want.abs().max()).item()
             median = statistics.median(times)
             ns = median * 1e9 / (args.batch * length * args.channels)
-            extra = f"{chunk:>6} {block:>6}" if label == "triton" else " " * 13
+            extra = f"{knobs[0]:>6} {knobs[1]:>6}" if knobs else " " * 13
             print(f"{side:>4}x{side:<5} {label:<15} {median * 1e3:>9.3f} {min(times) * 1e3:>9.3f} {ns:>12.3f} "
                   f"{extra}  {diff:.2e}")
             del y

@@ -10,16 +10,21 @@ triton, mamba when mamba-ssm with its CUDA extension imports, chunked), with the
    512 x 512 image against ``chunked`` (the reference steps through 262,144 pixels one by one);
 2. speed and memory: the network at 512 x 512 batch 1 and on a batch of 8 tiles of 256 x 256, and
    2048 x 2048 in one pass: median wall time over --repeats passes after a warm-up pass, megapixels
-   per second, peak GPU memory (torch.cuda.max_memory_allocated);
+   per second, peak GPU memory (torch.cuda.max_memory_allocated), with PyTorch's default flags;
 3. a 6000 x 4000 photo end to end through ``reconstruct_file`` to .h5 (read, tiles, write), beside
-   the network alone over the same tiles (rows handed to a no-op), so that what limits it shows.
+   the network alone over the same tiles (rows handed to a no-op), so that what limits it shows
+   (the first backend only, unless --photo-backends names others).
 ``mamba`` is the published configuration: its row is the published code's speed on this GPU.
+Correctness is measured with TF32 off (full float32 convolutions and products, as on the CPU) and,
+for each backend, once more with PyTorch's defaults (cuDNN convolutions in TF32 on Ampere and later),
+so that the TF32 rounding shows apart from the kernels' own error.
 Numbers, not a test: nothing passes or fails, except that a backend error is printed in its row.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -51,6 +56,17 @@ def _peak_gib(device: torch.device) -> float | None:
     return torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
 
 
+@contextlib.contextmanager
+def _tf32(enabled: bool):
+    """TF32 for cuDNN convolutions and cuBLAS products on or off inside the block, restored after."""
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
 def _image(batch: int, height: int, width: int, seed: int = 0) -> torch.Tensor:
     """A smooth, photo-like RGB batch in [0, 1] (gradients and blobs, not noise)."""
     g = torch.Generator().manual_seed(seed)
@@ -68,20 +84,21 @@ def _errors(got: torch.Tensor, want: torch.Tensor) -> tuple[float, float]:
 def check_correctness(device, backends, small_px, large_px, weights):
     rows = []
     x_small, x_large = _image(1, small_px, small_px), _image(1, large_px, large_px, seed=1)
-    with torch.inference_mode():
+    with torch.inference_mode(), _tf32(False):
         ref = load_model(weights, device, "reference").module(x_small.to(device)).cpu()
         chunked = load_model(weights, device, "chunked").module(x_large.to(device)).cpu()
     for backend in backends:
-        try:
-            model = load_model(weights, device, backend)
-            with torch.inference_mode():
-                small = model.module(x_small.to(device)).cpu()
-                large = model.module(x_large.to(device)).cpu()
-            a, r = _errors(small, ref)
-            a2, r2 = _errors(large, chunked)
-            rows.append((backend, f"{a:.2e}", f"{r:.2e}", f"{a2:.2e}", f"{r2:.2e}"))
-        except (GmsrError, RuntimeError) as exc:
-            rows.append((backend, f"error: {str(exc).splitlines()[0][:80]}", "", "", ""))
+        for tf32 in (False, True) if device.type == "cuda" else (False,):
+            try:
+                model = load_model(weights, device, backend)
+                with torch.inference_mode(), _tf32(tf32):
+                    small = model.module(x_small.to(device)).cpu()
+                    large = model.module(x_large.to(device)).cpu()
+                a, r = _errors(small, ref)
+                a2, r2 = _errors(large, chunked)
+                rows.append((backend, "on" if tf32 else "off", f"{a:.2e}", f"{r:.2e}", f"{a2:.2e}", f"{r2:.2e}"))
+            except (GmsrError, RuntimeError) as exc:
+                rows.append((backend, "on" if tf32 else "off", f"error: {str(exc).splitlines()[0][:80]}", "", "", ""))
     return rows
 
 
@@ -153,11 +170,17 @@ def main() -> None:
     parser.add_argument("--weights", default="gmsr-cave-srgb")
     parser.add_argument("--backends", default=None, help="comma-separated (default: every one usable but reference)")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--photo-backends", default=None,
+                        help="comma-separated backends for the end-to-end photo (default: the first backend; "
+                             "'none' skips it)")
+    parser.add_argument("--name", default="gpu_check.md", help="file name of the table under $OUT")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test of this script")
     args = parser.parse_args()
     device = torch.device(args.device)
     backends = args.backends.split(",") if args.backends else [b for b in available_backends(device) if b != "reference"]
     quick = args.quick
+    photo_backends = (backends[:1] if args.photo_backends is None else
+                      [] if args.photo_backends == "none" else args.photo_backends.split(","))
     system = describe_system()
     gpu = next((d["description"] for d in system["devices"] if d["name"].startswith("cuda")), "no CUDA device")
     out = [f"# gmsr GPU check\n\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; device {device}: {gpu}; "
@@ -171,7 +194,7 @@ def main() -> None:
     emit(out.pop())
     small, large = (32, 64) if quick else (128, 512)
     emit(f"## Correctness: whole network vs reference ({small} x {small}) and vs chunked ({large} x {large})\n")
-    emit(_table(["backend", "max abs err vs reference", "max rel err", "max abs err vs chunked", "max rel err"],
+    emit(_table(["backend", "TF32", "max abs err vs reference", "max rel err", "max abs err vs chunked", "max rel err"],
                 check_correctness(device, backends, small, large, args.weights)))
     configs = ([("64 x 64, batch 1", 1, 64), ("2 tiles of 64", 2, 64)] if quick else
                [("512 x 512, batch 1", 1, 512), ("8 tiles of 256 x 256", 8, 256), ("2048 x 2048, one pass", 1, 2048)])
@@ -179,18 +202,20 @@ def main() -> None:
     emit(_table(["backend", "input", "median ms", "MP/s", "peak GPU GiB"],
                 check_speed(device, backends, args.weights, configs, args.repeats)))
     height, width = (300, 200) if quick else (4000, 6000)
-    emit(f"\n## A {width} x {height} photo end to end (reconstruct_file to .h5, default tiles)\n")
-    rows = []
-    with tempfile.TemporaryDirectory() as folder:
-        for backend in backends[:1] if quick else backends:
-            try:
-                rows += check_photo(device, backend, args.weights, height, width, folder)
-            except (GmsrError, RuntimeError) as exc:
-                rows.append((backend, f"error: {str(exc).splitlines()[0][:60]}", "", "", "", "", "", ""))
-    emit(_table(["backend", "photo", "total s", "MP/s", "network alone s", "MP/s", ".h5 GB", "peak GPU GiB"], rows))
+    if photo_backends:
+        emit(f"\n## A {width} x {height} photo end to end (reconstruct_file to .h5, default tiles)\n")
+        rows = []
+        with tempfile.TemporaryDirectory() as folder:
+            for backend in photo_backends:
+                try:
+                    rows += check_photo(device, backend, args.weights, height, width, folder)
+                except (GmsrError, RuntimeError) as exc:
+                    rows.append((backend, f"error: {str(exc).splitlines()[0][:60]}", "", "", "", "", "", ""))
+        emit(_table(["backend", "photo", "total s", "MP/s", "network alone s", "MP/s", ".h5 GB", "peak GPU GiB"],
+                    rows))
     where = os.environ.get("OUT")
     if where:
-        path = Path(where) / "gpu_check.md"
+        path = Path(where) / args.name
         path.write_text("".join(out))
         print(f"\n(written to {path})", file=sys.stderr)
 
