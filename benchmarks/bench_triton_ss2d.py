@@ -103,6 +103,8 @@ def main() -> int:
                         help="override the channel block heuristic (comma-separated: a sweep)")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--backward", action="store_true", help="time forward + backward")
+    parser.add_argument("--compose", default="mamba,chunked",
+                        help="backends whose per-direction composition is timed too, where available ('none': none)")
     args = parser.parse_args()
 
     import torch
@@ -119,7 +121,7 @@ def main() -> int:
     print(f"# {name}, torch {torch.__version__}, "
           f"triton {triton_ss2d.triton.__version__}, batch {args.batch}, {args.channels} channels, N 16, rank 2")
     params = parameters(args.channels, 16, 2, device)
-    backends = [name for name in available_backends(device) if name in ("mamba", "chunked")]
+    backends = [name for name in available_backends(device) if name in args.compose.split(",")]
     print("size       method          median ms   best ms   ns/(px*ch)   chunk  block  max rel diff")
     for side in (int(s) for s in args.sizes.split(",")):
         x = torch.randn(args.batch, side, side, args.channels, device=device)

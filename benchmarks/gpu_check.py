@@ -82,7 +82,7 @@ def _errors(got: torch.Tensor, want: torch.Tensor) -> tuple[float, float]:
 
 
 def check_correctness(device, backends, small_px, large_px, weights):
-    rows = []
+    """Yields a row per backend and TF32 setting as soon as it is measured."""
     x_small, x_large = _image(1, small_px, small_px), _image(1, large_px, large_px, seed=1)
     with torch.inference_mode(), _tf32(False):
         ref = load_model(weights, device, "reference").module(x_small.to(device)).cpu()
@@ -96,10 +96,9 @@ def check_correctness(device, backends, small_px, large_px, weights):
                     large = model.module(x_large.to(device)).cpu()
                 a, r = _errors(small, ref)
                 a2, r2 = _errors(large, chunked)
-                rows.append((backend, "on" if tf32 else "off", f"{a:.2e}", f"{r:.2e}", f"{a2:.2e}", f"{r2:.2e}"))
+                yield (backend, "on" if tf32 else "off", f"{a:.2e}", f"{r:.2e}", f"{a2:.2e}", f"{r2:.2e}")
             except (GmsrError, RuntimeError) as exc:
-                rows.append((backend, "on" if tf32 else "off", f"error: {str(exc).splitlines()[0][:80]}", "", "", ""))
-    return rows
+                yield (backend, "on" if tf32 else "off", f"error: {str(exc).splitlines()[0][:80]}", "", "", "")
 
 
 def time_network(device, backend, weights, batch, size, repeats):
@@ -120,20 +119,18 @@ def time_network(device, backend, weights, batch, size, repeats):
 
 
 def check_speed(device, backends, weights, configs, repeats):
-    rows = []
+    """Yields a row per backend and input as soon as it is measured."""
     for backend in backends:
         for label, batch, size in configs:
             try:
                 median, mps, peak = time_network(device, backend, weights, batch, size, repeats)
-                rows.append((backend, label, f"{median * 1000:.1f}", f"{mps:.3g}",
-                             "-" if peak is None else f"{peak:.2f}"))
+                yield (backend, label, f"{median * 1000:.1f}", f"{mps:.3g}", "-" if peak is None else f"{peak:.2f}")
             except torch.OutOfMemoryError:
-                rows.append((backend, label, "out of memory", "", ""))
+                yield (backend, label, "out of memory", "", "")
             except (GmsrError, RuntimeError) as exc:
-                rows.append((backend, label, f"error: {str(exc).splitlines()[0][:60]}", "", ""))
+                yield (backend, label, f"error: {str(exc).splitlines()[0][:60]}", "", "")
             finally:
                 _peak_reset(device)
-    return rows
 
 
 def check_photo(device, backend, weights, height, width, folder):
@@ -154,14 +151,16 @@ def check_photo(device, backend, weights, height, width, folder):
     _sync(device)
     network = time.perf_counter() - start
     mp = height * width / 1e6
-    return [(backend, f"{width} x {height}", f"{total:.1f}", f"{mp / total:.3g}", f"{network:.1f}",
-             f"{mp / network:.3g}", f"{size_gb:.2f}", "-" if _peak_gib(device) is None else f"{_peak_gib(device):.2f}")]
+    return (backend, f"{width} x {height}", f"{total:.1f}", f"{mp / total:.3g}", f"{network:.1f}",
+            f"{mp / network:.3g}", f"{size_gb:.2f}", "-" if _peak_gib(device) is None else f"{_peak_gib(device):.2f}")
 
 
-def _table(header, rows) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
+def _header(*names: str) -> str:
+    return "| " + " | ".join(names) + " |\n|" + "---|" * len(names)
+
+
+def _row(cells) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
 def main() -> None:
@@ -173,6 +172,7 @@ def main() -> None:
     parser.add_argument("--photo-backends", default=None,
                         help="comma-separated backends for the end-to-end photo (default: the first backend; "
                              "'none' skips it)")
+    parser.add_argument("--parts", default="correctness,speed,photo", help="comma-separated: which parts to run")
     parser.add_argument("--name", default="gpu_check.md", help="file name of the table under $OUT")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test of this script")
     args = parser.parse_args()
@@ -187,32 +187,36 @@ def main() -> None:
            f"torch {system['torch']} (CUDA {system['torch_cuda']}), triton {system['triton']}, "
            f"mamba-ssm {system['mamba_ssm']}; weights {args.weights}; backends {', '.join(backends)}.\n"]
 
-    def emit(text: str) -> None:
+    def emit(text: str) -> None:  # printed at once and kept for $OUT: a run stopped early keeps its rows
         print(text, flush=True)
         out.append(text + "\n")
 
     emit(out.pop())
+    parts = set(args.parts.split(","))
     small, large = (32, 64) if quick else (128, 512)
-    emit(f"## Correctness: whole network vs reference ({small} x {small}) and vs chunked ({large} x {large})\n")
-    emit(_table(["backend", "TF32", "max abs err vs reference", "max rel err", "max abs err vs chunked", "max rel err"],
-                check_correctness(device, backends, small, large, args.weights)))
+    if "correctness" in parts:
+        emit(f"## Correctness: whole network vs reference ({small} x {small}) and vs chunked ({large} x {large})\n")
+        emit(_header("backend", "TF32", "max abs err vs reference", "max rel err", "max abs err vs chunked",
+                     "max rel err"))
+        for row in check_correctness(device, backends, small, large, args.weights):
+            emit(_row(row))
     configs = ([("64 x 64, batch 1", 1, 64), ("2 tiles of 64", 2, 64)] if quick else
                [("512 x 512, batch 1", 1, 512), ("8 tiles of 256 x 256", 8, 256), ("2048 x 2048, one pass", 1, 2048)])
-    emit("\n## Speed and memory: the network alone\n")
-    emit(_table(["backend", "input", "median ms", "MP/s", "peak GPU GiB"],
-                check_speed(device, backends, args.weights, configs, args.repeats)))
+    if "speed" in parts:
+        emit("\n## Speed and memory: the network alone\n")
+        emit(_header("backend", "input", "median ms", "MP/s", "peak GPU GiB"))
+        for row in check_speed(device, backends, args.weights, configs, args.repeats):
+            emit(_row(row))
     height, width = (300, 200) if quick else (4000, 6000)
-    if photo_backends:
+    if "photo" in parts and photo_backends:
         emit(f"\n## A {width} x {height} photo end to end (reconstruct_file to .h5, default tiles)\n")
-        rows = []
+        emit(_header("backend", "photo", "total s", "MP/s", "network alone s", "MP/s", ".h5 GB", "peak GPU GiB"))
         with tempfile.TemporaryDirectory() as folder:
             for backend in photo_backends:
                 try:
-                    rows += check_photo(device, backend, args.weights, height, width, folder)
+                    emit(_row(check_photo(device, backend, args.weights, height, width, folder)))
                 except (GmsrError, RuntimeError) as exc:
-                    rows.append((backend, f"error: {str(exc).splitlines()[0][:60]}", "", "", "", "", "", ""))
-        emit(_table(["backend", "photo", "total s", "MP/s", "network alone s", "MP/s", ".h5 GB", "peak GPU GiB"],
-                    rows))
+                    emit(_row((backend, f"error: {str(exc).splitlines()[0][:60]}", "", "", "", "", "", "")))
     where = os.environ.get("OUT")
     if where:
         path = Path(where) / args.name
