@@ -51,7 +51,8 @@ def main() -> None:
         times.append(time.perf_counter() - start)
     pixels = args.batch * args.patch * args.patch
     best, median = min(times), sorted(times)[len(times) // 2]
-    print(f"device {device}  backend {model.backend}  batch {args.batch} x {args.patch}^2  median {median:.2f} s  best {best:.2f} s  "
+    print(f"device {device}  backend {model.backend}  batch {args.batch} x {args.patch}^2  "
+          f"median {median:.4g} s  best {best:.4g} s  "
           f"{median / pixels * 1e6:.1f} us per pixel (median)")
 
 

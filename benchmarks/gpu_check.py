@@ -177,7 +177,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test of this script")
     args = parser.parse_args()
     device = torch.device(args.device)
-    backends = args.backends.split(",") if args.backends else [b for b in available_backends(device) if b != "reference"]
+    backends = (args.backends.split(",") if args.backends else
+                [b for b in available_backends(device) if b != "reference"])
     quick = args.quick
     photo_backends = (backends[:1] if args.photo_backends is None else
                       [] if args.photo_backends == "none" else args.photo_backends.split(","))
