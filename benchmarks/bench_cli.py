@@ -9,8 +9,8 @@ tiles:
   wall      `python -m gmsr_cli.cli.main reconstruct photo.png -o cube.h5 --device cpu --quiet`
             in a fresh process, start-up included; median (and all runs) of --repeats;
   split     one fresh process running the same library calls as `gmsr reconstruct` with a clock
-            around each: start-up (import of gmsr_cli.reconstruct, which brings torch, and the
-            model: weights read, scan kernels bound), read (photo decoded to 8-bit values),
+            around each: start-up (import of gmsr_cli.reconstruct, and the model: weights read,
+            scan kernels bound; torch is imported there where the tree needs it), read (photo decoded to 8-bit values),
             network (tiled_forward, less the time inside the exact colour correction and the
             writer), colour (the exact colour correction, where the weights have it on), write
             (the writer's write_rows and close);
@@ -86,7 +86,8 @@ def split_child(photo: str, output: str, weights: str) -> None:
             rows_step(y0, block)
             in_rows[0] += time.perf_counter() - start
 
-        tiled_forward(model.module, pixels, tile_px=DEFAULT_TILE_PX, overlap_px=DEFAULT_OVERLAP_PX,
+        runner = getattr(model, "runner", None) or model.module  # the CPU engine, where the tree has it
+        tiled_forward(runner, pixels, tile_px=DEFAULT_TILE_PX, overlap_px=DEFAULT_OVERLAP_PX,
                       device=model.device, on_rows=on_rows)
         t_net = time.perf_counter()
     t_end = time.perf_counter()

@@ -6,6 +6,7 @@
     python benchmarks/bench_e2e_parts.py teardown [--repeats 3]
     python benchmarks/bench_e2e_parts.py stages [--size 473x470] [--repeats 6]
     python benchmarks/bench_e2e_parts.py numba-start [--repeats 3]
+    python benchmarks/bench_e2e_parts.py engine [--size 512x512] [--repeats 3]
 
 plans     the network alone (tiled_forward, no writer), then reconstruct_file to .h5, with the
           band plan (tiles up to 2 x --tile, the default) and with equal 256 px tiles
@@ -17,12 +18,17 @@ colour    the exact colour step of one 441 x 4000 tile row (correcting_rows), th
 teardown  seconds from the end of `gmsr reconstruct` (512 x 512) to the end of its process, with
           the console script's os._exit and with a normal interpreter exit;
 stages    one forward pass of a tile (default 473 x 470, the band plan's tile of a 4000 x 3000
-          photo) on random pixels with the stages channels-last (model/channels_last.py, CPU
-          inference since 2026-11-29) and channels-first as published (forward_published),
+          photo) on random pixels through the CPU engine (model/cpu_engine.py, what GMSRNet.forward
+          runs for CPU inference) and channels-first as published (forward_published),
           alternated, plus each one's growth of peak resident memory in a fresh process;
 numba-start  in fresh processes: loading the model (numba's CPU target starts there) and the
           first 512 x 512 pass, with numba's BLAS probe skipped as `gmsr` does
-          (scan/numba_start.py) and with it.
+          (scan/numba_start.py) and with it;
+engine    in fresh processes that never import torch (as `gmsr` on a CPU): the CPU engine's
+          first and second pass at --size (default 512 x 512), with numpy's OpenBLAS threads
+          sleeping at once after a product (OPENBLAS_THREAD_TIMEOUT=4, what gmsr_cli sets) and
+          spinning as by default (28); then in processes with torch imported, where the engine's
+          matrix products are torch's (model/matmul.py).
 The photos are benchmarks/bench_memory.py's synthetic 8-bit PNGs. The numbers go to
 docs/performance.md and docs/tiling.md.
 """
@@ -151,9 +157,8 @@ def stages(args, folder: Path) -> None:
     width, height = (int(v) for v in args.size.split("x"))
     # Memory first, in fresh processes started while this one is still small: Linux carries a
     # process's peak resident size across fork and exec, so a child of a large parent reads that.
-    for name, method in (("channels-last (now)", "channels_last.forward(m, x)"),
-                         ("published stages (before)", "m.forward_published(x)")):
-        code = ("import resource, torch\nfrom gmsr_cli.model import channels_last\n"
+    for name, method in (("CPU engine (now)", "m(x)"), ("published stages (before)", "m.forward_published(x)")):
+        code = ("import resource, torch\n"
                 "from gmsr_cli.memory import tune_malloc\ntune_malloc()\n"
                 "from gmsr_cli.reconstruct import load_model\n"
                 "m = load_model('gmsr-cave-srgb', 'cpu', 'auto').module\n"
@@ -168,11 +173,9 @@ def stages(args, folder: Path) -> None:
         print(f"{width}x{height} {name}: peak memory grows {float(done.stdout):.0f} MB in the pass", flush=True)
     import torch
 
-    from gmsr_cli.model import channels_last
-
     model = _model().module
     x = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))
-    ways = {"channels-last (now)": lambda: channels_last.forward(model, x).permute(0, 2, 3, 1).numpy(),
+    ways = {"CPU engine (now)": lambda: model(x).permute(0, 2, 3, 1).numpy(),
             "published stages (before)": lambda: model.forward_published(x).permute(0, 2, 3, 1).numpy()}
     times: dict[str, list[float]] = {name: [] for name in ways}
     with torch.inference_mode():
@@ -187,6 +190,34 @@ def stages(args, folder: Path) -> None:
     for name, values in times.items():
         print(f"{width}x{height} {name}: median {np.median(values):.3f} s "
               f"({', '.join(f'{v:.3f}' for v in values)}; load {os.getloadavg()[0]:.1f})", flush=True)
+
+
+def engine(args, folder: Path) -> None:
+    width, height = (int(v) for v in args.size.split("x"))
+    code = ("import sys, time\n"
+            "if sys.argv[1] == 'torch':\n    import torch\n"
+            "import gmsr_cli\nimport numpy as np\nfrom gmsr_cli.memory import tune_malloc\ntune_malloc()\n"
+            "from gmsr_cli.scan.numba_start import skip_blas_probe\nskip_blas_probe()\n"
+            "from gmsr_cli.reconstruct import load_model\n"
+            "engine = load_model('gmsr-cave-srgb', 'cpu', 'auto').engine\n"
+            f"x = np.random.default_rng(0).random((1, {height}, {width}, 3), dtype=np.float32)\n"
+            "engine(x[:, :16, :16])\ntimes = []\n"
+            "for _ in range(2):\n    t = time.perf_counter()\n    engine(x)\n"
+            "    times.append(time.perf_counter() - t)\n"
+            "print(f'{times[0]:.3f} {times[1]:.3f} {\"torch\" in sys.modules}')\n")
+    settings = (("no torch, OPENBLAS_THREAD_TIMEOUT=4 (gmsr now)", "numpy", "4"),
+                ("no torch, OPENBLAS_THREAD_TIMEOUT=28 (OpenBLAS's default)", "numpy", "28"),
+                ("torch imported (its products)", "torch", "4"))
+    for _ in range(args.repeats):
+        for name, mode, timeout in settings:
+            env = dict(os.environ, OPENBLAS_THREAD_TIMEOUT=timeout)
+            done = subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True, cwd=folder,
+                                  env=env)
+            if done.returncode != 0:
+                sys.exit(done.stderr[-2000:])
+            first, second, loaded = done.stdout.split()
+            print(f"{width}x{height} {name}: first pass {first} s, second {second} s (torch loaded: {loaded}; "
+                  f"load {os.getloadavg()[0]:.1f})", flush=True)
 
 
 def numba_start(args, folder: Path) -> None:
@@ -212,11 +243,13 @@ def numba_start(args, folder: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("part", choices=("plans", "writer", "colour", "teardown", "stages", "numba-start"))
+    parser.add_argument("part", choices=("plans", "writer", "colour", "teardown", "stages", "numba-start",
+                                         "engine"))
     parser.add_argument("--size", default=None, help="WIDTHxHEIGHT of the synthetic photo")
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
-    args.size = args.size or {"plans": "2048x1536", "writer": "4000x3000", "stages": "473x470"}.get(args.part)
+    args.size = args.size or {"plans": "2048x1536", "writer": "4000x3000", "stages": "473x470",
+                              "engine": "512x512"}.get(args.part)
     with tempfile.TemporaryDirectory(prefix="gmsr-bench-parts-") as folder:
         globals()[args.part.replace("-", "_")](args, Path(folder))
 

@@ -18,8 +18,7 @@ WEIGHTS_EXTENSIONS = (".safetensors", ".pt", ".pth", ".ckpt", ".bin")
 
 def describe_weights(name_or_path: PathLike) -> dict[str, Any]:
     """Weights (a shipped name or a file) as a dict: name, sha256, card, parameters, whether they fit GMSR-Net."""
-    from .model.gmsr import GMSRNet
-    from .model.weights import check_state_dict, read_weights
+    from .model.weights import check_state_dict, expected_shapes, read_weights
 
     state, info = read_weights(name_or_path)
     description: dict[str, Any] = {
@@ -34,7 +33,7 @@ def describe_weights(name_or_path: PathLike) -> dict[str, Any]:
         "card": info.card,
     }
     try:
-        check_state_dict(state, GMSRNet().state_dict(), info.path)
+        check_state_dict(state, expected_shapes(), info.path)
         description["fits_gmsr_net"] = True
     except WeightsError as exc:
         description["fits_gmsr_net"] = False

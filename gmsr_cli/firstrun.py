@@ -13,7 +13,7 @@ import os
 
 # The modules whose cached kernels a CPU reconstruction calls (scan backend "numba").
 INFERENCE_KERNEL_MODULES = ("gmsr_cli.scan.numba_ss2d_parts", "gmsr_cli.scan._numba_ss2d_infer_n16",
-                            "gmsr_cli.model.numba_attention")
+                            "gmsr_cli.model.numba_attention", "gmsr_cli.model.numba_stage")
 # Measured by benchmarks/first_run.py (docs/performance.md).
 FIRST_RUN_NOTE = "first run: compiling the CPU kernels, once (15-40 s); later runs reuse them"
 

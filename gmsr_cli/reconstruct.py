@@ -74,7 +74,7 @@ def reconstruct_image(image: np.ndarray | PathLike, *, model: LoadedModel | None
         raise InputImageError(f"reconstruct_image needs an (H, W, 3) RGB array, got shape {image.shape}")
     if model is None:
         model = load_model(weights, device, backend)
-    cube = reconstruct_array(model.module, image, tile_px=tile_px, overlap_px=overlap_px,
+    cube = reconstruct_array(model.runner, image, tile_px=tile_px, overlap_px=overlap_px,
                              batch_tiles=batch_tiles, device=model.device, tta=tta, progress=progress)
     return correct_cube(cube, image, model.camera) if resolve_exact_colour(exact_colour, model) else cube
 
@@ -155,7 +155,7 @@ def reconstruct_file(input_path: PathLike, output_path: PathLike, *, model: Load
                 progress(done, total)
 
         on_rows = correcting_rows(write, pixels, model.camera) if exact_colour else write
-        tiled_forward(model.module, pixels, tile_px=tile_px, overlap_px=overlap_px, batch_tiles=batch_tiles,
+        tiled_forward(model.runner, pixels, tile_px=tile_px, overlap_px=overlap_px, batch_tiles=batch_tiles,
                       device=model.device, tta=tta, on_rows=on_rows, progress=on_progress)
     return ReconstructResult(input_path=input_path, output_paths=outputs, height=height, width=width,
                              seconds=time.perf_counter() - start, warnings=warnings)

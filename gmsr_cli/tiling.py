@@ -6,8 +6,9 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+import sys
+
 import numpy as np
-import torch
 
 from .defaults import DEFAULT_OVERLAP_PX, DEFAULT_TILE_PX  # noqa: F401  (re-exported)
 from .errors import DeviceError, GmsrError
@@ -30,7 +31,8 @@ RowsCallback = Callable[[int, np.ndarray], None]
 ProgressCallback = Callable[[int, int], None]
 
 # The flips of the self-ensemble, as tensor dims of (B, C, H, W); each is its own inverse.
-_TTA_FLIPS: tuple[tuple[int, ...], ...] = ((), (3,), (2,), (2, 3))
+# The flips averaged by --tta, as axes of a (B, H, W, c) batch: none, horizontal, vertical, both.
+_TTA_FLIPS: tuple[tuple[int, ...], ...] = ((), (2,), (1,), (1, 2))
 
 
 @dataclass(frozen=True)
@@ -178,9 +180,14 @@ def weight_in_place(out: np.ndarray, tile: Tile) -> None:
         out[:, a:b] *= wx[None, a:b, None]
 
 
-def default_batch_tiles(device: torch.device | str) -> int:
-    """Tiles per forward pass for ``device`` when --batch-tiles is not given."""
-    return DEFAULT_BATCH_TILES.get(torch.device(device).type, 1)
+def _device_type(device) -> str:
+    """``cpu``/``cuda`` of a torch.device or a name such as ``cuda:1``."""
+    return str(device).split(":")[0]
+
+
+def default_batch_tiles(device) -> int:
+    """Tiles per forward pass for ``device`` (a torch.device or a name) when --batch-tiles is not given."""
+    return DEFAULT_BATCH_TILES.get(_device_type(device), 1)
 
 
 def _to_unit_float(pixels: np.ndarray) -> np.ndarray:
@@ -192,29 +199,53 @@ def _to_unit_float(pixels: np.ndarray) -> np.ndarray:
     return pixels.astype(np.float32, copy=False)
 
 
-def _forward_batch(model: torch.nn.Module, batch: np.ndarray, device: torch.device, tta: bool) -> np.ndarray:
-    """(B, h, w, 3) float32 -> (B, h, w, 31) float32 through the model (mean over flips with tta)."""
-    x = torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2))).to(device)  # (B, 3, h, w)
-    h, w = x.shape[2:]
+def _is_engine(model) -> bool:
+    from .model.cpu_engine import CpuEngine
+
+    return isinstance(model, CpuEngine)
+
+
+def _forward_batch(model, batch: np.ndarray, device, tta: bool) -> np.ndarray:
+    """(B, h, w, 3) float32 -> (B, h, w, 31) float32 through the model, a CpuEngine or a torch
+    GMSRNet on ``device`` (mean over flips with tta)."""
+    h, w = batch.shape[1:3]
     small = h < 2 or w < 2
     if small:  # the network needs 2 px per side; repeat the pixel and crop it off again
-        x = torch.nn.functional.pad(x, (0, max(0, 2 - w), 0, max(0, 2 - h)), mode="replicate")
+        batch = np.pad(batch, ((0, 0), (0, max(0, 2 - h)), (0, max(0, 2 - w)), (0, 0)), mode="edge")
+    run = _engine_run(model) if _is_engine(model) else _torch_run(model, device)
     flips = _TTA_FLIPS if tta else ((),)
     out = None
-    with torch.inference_mode():
-        for dims in flips:
-            y = model(x.flip(dims) if dims else x)
-            y = y.flip(dims) if dims else y
-            out = y if out is None else out + y
-            del y
-        if len(flips) > 1:
-            out = out / len(flips)
-    if small:
-        out = out[:, :, :h, :w]
-    return out.permute(0, 2, 3, 1).float().cpu().numpy()  # (B, h, w, 31)
+    for axes in flips:
+        y = run(np.flip(batch, axes) if axes else batch)
+        y = np.flip(y, axes) if axes else y
+        out = y if out is None else out + y
+        del y
+    if len(flips) > 1:
+        out = out / np.float32(len(flips))
+    return np.ascontiguousarray(out[:, :h, :w]) if small else out
 
 
-def _oom_error(device: torch.device, tile_px: int, batch_tiles: int) -> DeviceError:
+def _engine_run(engine) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda x: engine(np.ascontiguousarray(x))
+
+
+def _torch_run(model, device) -> Callable[[np.ndarray], np.ndarray]:
+    import torch
+
+    def run(x: np.ndarray) -> np.ndarray:
+        t = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(device)  # (B, 3, h, w)
+        with torch.inference_mode():
+            return model(t).permute(0, 2, 3, 1).float().cpu().numpy()  # (B, h, w, 31)
+
+    return run
+
+
+def _is_cuda_oom(exc: BaseException) -> bool:
+    torch = sys.modules.get("torch")  # no torch loaded: no CUDA memory to run out of
+    return torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError)
+
+
+def _oom_error(device, tile_px: int, batch_tiles: int) -> DeviceError:
     if tile_px == 0:
         advice = "use tiles (--tile 256)"
     elif batch_tiles > 1:
@@ -224,19 +255,19 @@ def _oom_error(device: torch.device, tile_px: int, batch_tiles: int) -> DeviceEr
     return DeviceError(f"out of memory on {device} during reconstruction; {advice}, or use --device cpu")
 
 
-def tiled_forward(model: torch.nn.Module, image: np.ndarray, *, tile_px: int = DEFAULT_TILE_PX,
+def tiled_forward(model, image: np.ndarray, *, tile_px: int = DEFAULT_TILE_PX,
                   overlap_px: int = DEFAULT_OVERLAP_PX, batch_tiles: int | None = None,
-                  device: torch.device | str | None = None, tta: bool = False,
+                  device=None, tta: bool = False,
                   on_rows: RowsCallback, progress: ProgressCallback | None = None,
                   max_tile_px: int | None = None) -> None:
     """Reconstruct ``image`` tile by tile and hand finished rows to ``on_rows`` top to bottom.
 
     image: (H, W, 3) RGB, float32 in [0, 1] (uint8 and uint16 are scaled per tile, which keeps the
-    input at 1-2 bytes per value). model: GMSR-Net in eval mode; device: where it lives (default:
-    its parameters' device). Tiles of one tile row go through the network ``batch_tiles`` at a
-    time (None: default_batch_tiles(device)); the tiles are plan_tiles(H, W, tile_px, overlap_px,
-    max_tile_px), between tile_px and 2 x tile_px on a side; overlapping outputs are blended with
-    ``blend_window``. on_rows(y0, block) receives
+    input at 1-2 bytes per value). model: a CpuEngine, or a torch GMSR-Net in eval mode on ``device``
+    (default: its parameters' device; a CpuEngine runs on the CPU). Tiles of one tile row go
+    through the network ``batch_tiles`` at a time (None: default_batch_tiles(device)); the tiles
+    are plan_tiles(H, W, tile_px, overlap_px, max_tile_px), between tile_px and 2 x tile_px on a
+    side; overlapping outputs are blended with ``blend_window``. on_rows(y0, block) receives
     (h, W, 31) float32 reflectance blocks, each row once, in order, as soon as no later tile
     touches them; a block is a view into a reused buffer, valid only during the call (copy it to
     keep it); the tiler does not read it again, so on_rows may change it in place (the exact
@@ -248,8 +279,7 @@ def tiled_forward(model: torch.nn.Module, image: np.ndarray, *, tile_px: int = D
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"image must be (H, W, 3), got shape {image.shape}")
     if device is None:
-        device = next(model.parameters()).device
-    device = torch.device(device)
+        device = "cpu" if _is_engine(model) else next(model.parameters()).device
     if batch_tiles is None:
         batch_tiles = default_batch_tiles(device)
     check_tile_options(tile_px, overlap_px, batch_tiles)
@@ -269,10 +299,12 @@ def tiled_forward(model: torch.nn.Module, image: np.ndarray, *, tile_px: int = D
             batch = np.stack([_to_unit_float(image[t.y0:t.y1, t.x0:t.x1]) for t in group])
             try:
                 out = _forward_batch(model, batch, device, tta)
-            except torch.cuda.OutOfMemoryError:
-                torch.cuda.empty_cache()
-                raise _oom_error(device, tile_px, batch_tiles) from None
             except MemoryError:
+                raise _oom_error(device, tile_px, batch_tiles) from None
+            except Exception as exc:
+                if not _is_cuda_oom(exc):
+                    raise
+                sys.modules["torch"].cuda.empty_cache()
                 raise _oom_error(device, tile_px, batch_tiles) from None
             del batch
             for t, tile_out in zip(group, out):
@@ -297,9 +329,9 @@ def tiled_forward(model: torch.nn.Module, image: np.ndarray, *, tile_px: int = D
         weight[carried:] = 0
 
 
-def reconstruct_array(model: torch.nn.Module, image: np.ndarray, *, tile_px: int = DEFAULT_TILE_PX,
+def reconstruct_array(model, image: np.ndarray, *, tile_px: int = DEFAULT_TILE_PX,
                       overlap_px: int = DEFAULT_OVERLAP_PX, batch_tiles: int | None = None,
-                      device: torch.device | str | None = None, tta: bool = False,
+                      device=None, tta: bool = False,
                       progress: ProgressCallback | None = None, max_tile_px: int | None = None) -> np.ndarray:
     """The whole (H, W, 31) float32 cube of ``image`` in memory (tiled_forward's rows collected);
     for small images, notebooks, tests and evaluation."""

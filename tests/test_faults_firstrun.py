@@ -1,5 +1,6 @@
 """First contact: `gmsr --help` and `--version` answer without importing torch, the commands are
-listed without importing them, and the first run says that it compiles the CPU kernels."""
+listed without importing them, a reconstruction on the CPU never imports torch, and the first run
+says that it compiles the CPU kernels."""
 
 from __future__ import annotations
 
@@ -47,6 +48,38 @@ def test_every_commands_help_imports_no_torch():
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0 and done.stderr.strip().splitlines()[-1] == "[]", done.stderr
+
+
+def test_a_reconstruction_on_the_cpu_imports_no_torch(tmp_path, photos):
+    """`gmsr reconstruct` (and batch) with the shipped weights on the CPU run the CPU engine from
+    the weights file's arrays: torch, about 1 s to import, is never loaded; with --device auto too
+    where PyTorch is a CPU build. The cube is the library's (the engine equals the published
+    network: tests/test_model.py)."""
+    photo = photos.write(tmp_path / "in" / "p.png", 40, 52)
+    code = ("import sys; from gmsr_cli.cli.main import cli\n"
+            "try:\n    cli.main(sys.argv[1:], prog_name='gmsr', standalone_mode=False)\n"
+            "finally:\n    print(sorted(m for m in ('torch', 'numba') if m in sys.modules), file=sys.stderr)")
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    from gmsr_cli.device import torch_build_has_gpu
+
+    runs = [["reconstruct", str(photo), "-o", str(tmp_path / "a.h5"), "--device", "cpu", "--quiet"],
+            ["batch", str(photo.parent), "-o", str(tmp_path / "out"), "--device", "cpu", "--quiet"]]
+    if not torch_build_has_gpu():  # a CPU build of PyTorch: auto means the CPU, told without torch
+        runs.append(["reconstruct", str(photo), "-o", str(tmp_path / "b.h5"), "--quiet"])
+    for args in runs:
+        done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert done.stderr.strip().splitlines()[-1] == "['numba']", (args, done.stderr)
+    import h5py
+    import numpy as np
+
+    from gmsr_cli.api import reconstruct_image
+
+    with h5py.File(tmp_path / "a.h5") as f:
+        cube = f["cube"][...]
+    assert cube.shape == (40, 52, 31)
+    np.testing.assert_allclose(cube, reconstruct_image(photo), rtol=0, atol=1e-6)
 
 
 def test_help_lists_every_command_with_its_own_short_help():

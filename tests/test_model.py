@@ -160,21 +160,57 @@ def test_gradient_attentions_equal_the_published_formulation(kind, shape):
 
 
 @pytest.mark.parametrize("shape", [(1, 3, 2, 2), (1, 3, 2, 9), (1, 3, 3, 2), (3, 3, 33, 17), (2, 3, 64, 48)])
-def test_cpu_inference_channels_last_equals_the_published_stages(shape):
-    """CPU inference runs the stages channels-last with the fuse convolution split by branch and
-    the attentions' statistics from one numba pass; every pixel must be the published one, each
-    sample on its own (one sample of a batch is flat: its gradients are all 0)."""
+def test_cpu_engine_equals_the_published_stages(shape):
+    """CPU inference runs the CPU engine (numpy + numba, channels-last, the fuse convolution split
+    by branch, the attentions' statistics from one numba pass): every pixel must be the published
+    one, each sample on its own (one sample of a batch is flat: its gradients are all 0)."""
     from gmsr_cli.api import load_model
-    from gmsr_cli.model import channels_last
+    from gmsr_cli.model import cpu_engine
 
     model = load_model("gmsr-cave-srgb", device="cpu").module
     x = torch.rand(*shape, generator=torch.Generator().manual_seed(1))
     if shape[0] > 1:
         x[1] = 0.25
     with torch.inference_mode():
-        assert channels_last.supports(model, x)
+        assert cpu_engine.supports(model, x)
         fast, published = model(x), model.forward_published(x)
     assert fast.shape == published.shape == (shape[0], 31, *shape[2:])
     torch.testing.assert_close(fast, published, rtol=0, atol=1e-5)
     with torch.enable_grad():
-        assert not channels_last.supports(model, x)  # training takes the published path
+        assert not cpu_engine.supports(model, x)  # training takes the published path
+
+
+def test_cpu_engine_from_the_weights_file_equals_the_module():
+    """``load_model`` on the CPU builds the engine from the file's numpy arrays (no torch module);
+    its output is the published network's, and the module it builds on demand holds the same
+    weights. An engine follows a module's weights when they change (an optimiser step)."""
+    from gmsr_cli.api import load_model
+    from gmsr_cli.model.cpu_engine import engine_for
+
+    loaded = load_model("gmsr-cave-srgb", device="cpu")
+    assert loaded.engine is not None and loaded.runner is loaded.engine and loaded.backend == "numba"
+    rgb = np.random.default_rng(4).random((2, 37, 29, 3), dtype=np.float32)
+    got = loaded.engine(rgb)
+    with torch.inference_mode():
+        want = loaded.module.forward_published(torch.from_numpy(rgb).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+    assert got.shape == (2, 37, 29, 31) and got.dtype == np.float32
+    np.testing.assert_allclose(got, want.numpy(), rtol=0, atol=1e-5)
+    net = loaded.module
+    first = engine_for(net)
+    assert engine_for(net) is first
+    with torch.no_grad():
+        net.conv3[0].bias.add_(0.5)
+    assert engine_for(net) is not first
+    with torch.inference_mode():
+        moved = net(torch.from_numpy(rgb).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).numpy()
+    assert np.abs(moved - got).max() > 0.01
+
+
+def test_cpu_engine_refuses_what_the_network_cannot_take():
+    from gmsr_cli.api import load_model
+
+    engine = load_model("gmsr-cave-srgb", device="cpu").engine
+    with pytest.raises(ValueError, match="H, W >= 2"):
+        engine(np.zeros((1, 1, 5, 3), np.float32))
+    with pytest.raises(ValueError, match=r"\(B, H, W, 3\)"):
+        engine(np.zeros((1, 5, 5, 4), np.float32))

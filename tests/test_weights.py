@@ -121,3 +121,46 @@ def test_unknown_names_list_the_shipped_ones(tmp_path):
         read_weights("no-such-weights")
     with pytest.raises(WeightsError, match="not found"):
         read_weights(tmp_path / "absent.safetensors")
+
+
+def test_expected_shapes_are_the_networks_state_dict():
+    """The shapes the torch-free loader checks files against are GMSRNet's, key for key, in order
+    (so both loaders name the same first offender)."""
+    from gmsr_cli.model.weights import expected_shapes
+
+    state = GMSRNet().state_dict()
+    assert list(expected_shapes()) == list(state)
+    assert expected_shapes() == {k: tuple(v.shape) for k, v in state.items()}
+
+
+def test_numpy_loader_takes_safetensors_and_leaves_the_rest_to_torch(tmp_path, golden_state):
+    """read_weights_numpy reads float32/float16 safetensors (checked like the torch loader, same
+    messages) and returns None for pickles and bfloat16; load_model then falls back to the torch
+    module, with the same numbers."""
+    from gmsr_cli.model.weights import read_weights_numpy
+
+    state, golden = golden_state
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "f32.safetensors"))
+    save_file({k: v.half().contiguous() for k, v in state.items()}, str(tmp_path / "f16.safetensors"))
+    save_file({k: v.bfloat16().contiguous() for k, v in state.items()}, str(tmp_path / "bf16.safetensors"))
+    torch.save(state, tmp_path / "plain.pt")
+    arrays, info = read_weights_numpy(tmp_path / "f32.safetensors")
+    assert info.kind == "state-dict" and all(isinstance(a, np.ndarray) for a in arrays.values())
+    assert read_weights_numpy(tmp_path / "f16.safetensors")[0]["conv3.0.bias"].dtype == np.float16
+    assert read_weights_numpy(tmp_path / "bf16.safetensors") is None
+    assert read_weights_numpy(tmp_path / "plain.pt") is None
+    outputs = {}
+    for name in ("f32.safetensors", "bf16.safetensors", "plain.pt"):
+        loaded = load_model(tmp_path / name, device="cpu")
+        assert (loaded.engine is not None) == (name == "f32.safetensors")
+        outputs[name] = loaded.engine(golden["input_a"].transpose(0, 2, 3, 1).copy()) if loaded.engine \
+            else _output(loaded.module, golden).transpose(0, 2, 3, 1)
+        np.testing.assert_allclose(outputs[name], golden["output_a"].transpose(0, 2, 3, 1), atol=5e-2 if
+                                   name.startswith("bf16") else 1e-4)
+    wrong = {k: v.contiguous() for k, v in state.items()}
+    wrong["conv3.0.bias"] = torch.zeros(30)
+    save_file(wrong, str(tmp_path / "shape.safetensors"))
+    with pytest.raises(WeightsError, match=r"conv3\.0\.bias.*\(30,\).*\(31,\)"):
+        read_weights_numpy(tmp_path / "shape.safetensors")
+    with pytest.raises(WeightsError, match=r"conv3\.0\.bias.*\(30,\).*\(31,\)"):
+        load_model(tmp_path / "shape.safetensors", device="cpu")

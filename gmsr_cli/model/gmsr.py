@@ -6,11 +6,9 @@ import torch
 import torch.nn as nn
 
 from ..scan import resolve_backend
-from . import channels_last
+from . import cpu_engine
+from .cpu_engine import N_BANDS, WIDTHS  # noqa: F401  (N_BANDS re-exported)
 from .layers import SpatialGradientAttention, SpectralGradientAttention, VSSBlock
-
-WIDTHS = (10, 20, 31)
-N_BANDS = 31
 N_PARAMETERS = 44_980
 
 
@@ -55,9 +53,11 @@ class GMSRNet(nn.Module):
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
         if rgb.dim() != 4 or rgb.shape[1] != 3 or min(rgb.shape[2:]) < 2:
             raise ValueError(f"GMSRNet needs (B, 3, H, W) with H, W >= 2, got {tuple(rgb.shape)}")
-        if channels_last.supports(self, rgb):
-            # CPU inference: the same numbers, channels-last (the output is a channels-first view).
-            return channels_last.forward(self, rgb)
+        if cpu_engine.supports(self, rgb):
+            # CPU inference: the same numbers through the CPU engine, channels-last (the output is
+            # a channels-first view of its (B, H, W, 31) array).
+            out = cpu_engine.engine_for(self)(rgb.permute(0, 2, 3, 1).contiguous().numpy())
+            return torch.from_numpy(out).permute(0, 3, 1, 2)
         return self.forward_published(rgb)
 
     def forward_published(self, rgb: torch.Tensor) -> torch.Tensor:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
 from .numba_codegen import (CACHED_RANKS, CACHED_STATES, LANE_GROUP, KernelCache, load_parameter_lines,
                             module_source as _module_source, padded_channels, state_update_lines, walk_lines)
@@ -186,80 +185,105 @@ def supports(ss2d) -> bool:
     return tuple(ss2d.conv2d.kernel_size) == (3, 3)
 
 
-class _Prepared:
+# SS2D's parameters by their names in the layer's state dict (and the published checkpoints).
+SS2D_PARAMETERS = ("in_proj.weight", "conv2d.weight", "conv2d.bias", "x_proj_weight", "dt_projs_weight",
+                   "dt_projs_bias", "A_logs", "Ds", "out_norm.weight", "out_norm.bias", "out_proj.weight")
+LAYER_NORM_EPS = 1e-5  # nn.LayerNorm's default, which SS2D's out_norm uses
+
+
+class PreparedSS2D:
     """An SS2D layer's weights as the numba inference path takes them: channels padded to whole
-    SIMD lane groups (zero weights), A scaled for exp2, numpy views where the kernels read them.
-    Made once per layer and kept while its parameters are unchanged (``key``): padding them on
-    every call took ~0.5 ms a tensor, 3.5% of a large photo's network time."""
+    SIMD lane groups (zero weights), A scaled for exp2, C-contiguous float32 numpy arrays.
+    Made once per layer (padding them on every call took ~0.5 ms a tensor, 3.5% of a large
+    photo's network time). ``weights``: the layer's parameters as numpy arrays by SS2D_PARAMETERS
+    names (float32 or wider; views of torch tensors do)."""
 
-    def __init__(self, ss2d) -> None:
-        d, dp, n = ss2d.d_inner, padded_channels(ss2d.d_inner), ss2d.d_state
+    def __init__(self, weights) -> None:
+        f32 = {name: np.asarray(weights[name], dtype=np.float32) for name in SS2D_PARAMETERS}
+        w_in = f32["in_proj.weight"]
+        d = w_in.shape[0] // 2
+        if f32["conv2d.weight"].shape[1:] != (1, 3, 3):
+            raise ValueError(f"the numba SS2D path takes a 3x3 depthwise conv, got {f32['conv2d.weight'].shape}")
+        n = f32["A_logs"].shape[1]
+        dp = padded_channels(d)
+        self.d_inner, self.d_state, self.eps = d, n, LAYER_NORM_EPS
 
-        def pad(t: torch.Tensor, dim: int) -> torch.Tensor:  # zero-pad axis ``dim`` from d to dp
-            t = t.detach()
-            shape = list(t.shape)
-            shape[dim] = dp - d
-            return (torch.cat([t, t.new_zeros(shape)], dim=dim) if dp > d else t).contiguous()
+        def pad(a: np.ndarray, axis: int) -> np.ndarray:  # zero-pad ``axis`` from d to dp
+            widths = [(0, 0)] * a.ndim
+            widths[axis] = (0, dp - d)
+            return np.ascontiguousarray(np.pad(a, widths) if dp > d else a)
 
-        with torch.no_grad():
-            w_in = ss2d.in_proj.weight
-            self.w_x = pad(w_in[:d], 0).t()  # (c, dp): x half of in_proj
-            self.w_z = pad(w_in[d:], 0).t()  # (c, dp): z half
-            self.taps = pad(ss2d.conv2d.weight.reshape(d, 9), 0).t().contiguous().numpy()  # (9, dp)
-            self.conv_bias = pad(ss2d.conv2d.bias, 0).numpy()
-            self.x_proj = pad(ss2d.x_proj_weight, 2)  # (4, rank + 2N, dp)
-            self.a2 = pad((-torch.exp(ss2d.A_logs.detach()) * (1.0 / math.log(2.0))).view(4, d, n), 1).numpy()
-            self.dt_w, self.dt_b = pad(ss2d.dt_projs_weight, 1).numpy(), pad(ss2d.dt_projs_bias, 1).numpy()
-            self.skip = pad(ss2d.Ds.view(4, d), 1).numpy()
-            self.norm_w, self.norm_b = pad(ss2d.out_norm.weight, 0).numpy(), pad(ss2d.out_norm.bias, 0).numpy()
-            self.w_out = pad(ss2d.out_proj.weight, 1).t()  # (dp, c)
-        self.key = _parameters_key(ss2d)
-
-
-def _parameters_key(ss2d) -> tuple:
-    """Changes whenever a parameter of ``ss2d`` is replaced or modified in place (an optimiser
-    step, load_state_dict, a move to another device)."""
-    return tuple((p.data_ptr(), p._version) for p in ss2d.parameters())
+        self.w_x = pad(w_in[:d], 0).T.copy()  # (c, dp): x half of in_proj
+        self.w_z = pad(w_in[d:], 0).T.copy()  # (c, dp): z half
+        self.taps = pad(f32["conv2d.weight"].reshape(d, 9), 0).T.copy()  # (9, dp)
+        self.conv_bias = pad(f32["conv2d.bias"], 0)
+        self.x_proj_t = np.ascontiguousarray(pad(f32["x_proj_weight"], 2).transpose(0, 2, 1))  # (4, dp, R)
+        self.a2 = pad((-np.exp(f32["A_logs"]) * np.float32(1.0 / math.log(2.0))).reshape(4, d, n), 1)
+        self.dt_w, self.dt_b = pad(f32["dt_projs_weight"], 1), pad(f32["dt_projs_bias"], 1)
+        self.skip = pad(f32["Ds"].reshape(4, d), 1)
+        self.norm_w, self.norm_b = pad(f32["out_norm.weight"], 0), pad(f32["out_norm.bias"], 0)
+        self.w_out = pad(f32["out_proj.weight"], 1).T.copy()  # (dp, c)
 
 
-def _prepared(ss2d) -> _Prepared:
-    prepared = getattr(ss2d, "_numba_prepared", None)
-    if prepared is None or prepared.key != _parameters_key(ss2d):
-        prepared = _Prepared(ss2d)
-        ss2d._numba_prepared = prepared
-    return prepared
-
-
-def ss2d_forward_numba(ss2d, x: torch.Tensor) -> torch.Tensor:  # (B, H, W, c) -> (B, H, W, c)
-    """``SS2D.forward`` without gradients on the CPU, float32: the same numbers through numba
-    kernels (the scan above; the depthwise conv and the gated LayerNorm in numba_ss2d_parts.py),
-    channels-last throughout, no per-direction copies, and three full-size buffers (x, proj, y)
-    instead of a new tensor per operation; the output is a view of proj's buffer.
+def ss2d_infer(p: PreparedSS2D, x: np.ndarray) -> np.ndarray:  # (B, H, W, c) -> (B, H, W, c)
+    """SS2D's forward without gradients, float32 numpy, channels-last throughout, no torch: the
+    scan above, the depthwise conv and the gated LayerNorm (numba_ss2d_parts.py), the projections
+    as matrix products into three full-size buffers (x, proj, y) instead of a new array per
+    operation; the output is a view of proj's buffer.
     The inner channels are padded with zero weights to whole SIMD lane groups; the padding
-    channels stay exactly 0 all the way and meet zero columns of out_proj."""
+    channels stay exactly 0 all the way and meet zero rows of out_proj."""
     from numba import get_num_threads
 
+    from ..model.matmul import matmul
     from .numba_ss2d_parts import depthwise_conv3x3_silu_, layer_norm_silu_gate_
 
     b, h, w, c = x.shape
-    dp = padded_channels(ss2d.d_inner)
+    dp = padded_channels(p.d_inner)
     pixels = b * h * w
-    p = _prepared(ss2d)
     x2 = x.reshape(pixels, c)
-    xs = torch.mm(x2, p.w_x)  # (B*H*W, dp): x half of in_proj
-    depthwise_conv3x3_silu_(xs.numpy().reshape(b, h, w * dp), p.taps, p.conv_bias, 2 * get_num_threads())
-    n_proj = p.x_proj.shape[1]  # rank + 2N: dt, B, C
-    buffer = torch.empty(pixels * max(n_proj, c))  # proj for each direction, then the output
-    proj = buffer[:pixels * n_proj].view(pixels, n_proj)
-    y = torch.zeros(pixels, dp)
-    xs3, proj3, y3 = (t.numpy().reshape(b, h * w, -1) for t in (xs, proj, y))
+    xs = matmul(x2, p.w_x)  # (B*H*W, dp): x half of in_proj
+    depthwise_conv3x3_silu_(xs.reshape(b, h, w * dp), p.taps, p.conv_bias, 2 * get_num_threads())
+    n_proj = p.x_proj_t.shape[2]  # rank + 2N: dt, B, C
+    buffer = np.empty(pixels * max(n_proj, c), dtype=np.float32)  # proj per direction, then the output
+    proj = buffer[:pixels * n_proj].reshape(pixels, n_proj)
+    y = np.zeros((pixels, dp), dtype=np.float32)
+    xs3, proj3, y3 = (a.reshape(b, h * w, -1) for a in (xs, proj, y))
     for k in range(4):
-        torch.mm(xs, p.x_proj[k].t(), out=proj)  # (B*H*W, rank + 2N): dt, B, C per pixel
+        matmul(xs, p.x_proj_t[k], out=proj)  # (B*H*W, rank + 2N): dt, B, C per pixel
         ss2d_scan_direction(xs3, proj3, p.dt_w[k], p.dt_b[k], p.a2[k], p.skip[k], h, w, k, y3)
     del proj, proj3
-    z = torch.mm(x2, p.w_z, out=xs)  # z half of in_proj, into x's buffer
-    layer_norm_silu_gate_(y.numpy(), z.numpy(), ss2d.d_inner, p.norm_w, p.norm_b, ss2d.out_norm.eps)
+    z = matmul(x2, p.w_z, out=xs)  # z half of in_proj, into x's buffer
+    layer_norm_silu_gate_(y, z, p.d_inner, p.norm_w, p.norm_b, p.eps)
     # The output goes into proj's buffer: new pages cost more than the matmul here (glibc
     # maps every block over 32 MB afresh, and each 4 KB page faults on first touch).
-    out = buffer[:pixels * c].view(pixels, c)
-    return torch.mm(y, p.w_out, out=out).view(b, h, w, c)
+    out = buffer[:pixels * c].reshape(pixels, c)
+    return matmul(y, p.w_out, out=out).reshape(b, h, w, c)
+
+
+def parameters_key(module) -> tuple:
+    """Changes whenever a parameter of ``module`` is replaced or modified in place (an optimiser
+    step, load_state_dict, a move to another device). Inference tensors keep no version: their
+    address alone stands for them."""
+    def version(t) -> int:
+        return -1 if t.is_inference() else t._version
+
+    return tuple((t.data_ptr(), version(t)) for t in module.parameters())
+
+
+def prepared_for(ss2d) -> PreparedSS2D:
+    """The PreparedSS2D of a torch SS2D layer, kept on it while its parameters are unchanged."""
+    key = parameters_key(ss2d)
+    cached = getattr(ss2d, "_numba_prepared", None)
+    if cached is None or cached[0] != key:
+        state = {name: t.detach().numpy() for name, t in ss2d.state_dict().items() if name in SS2D_PARAMETERS}
+        cached = (key, PreparedSS2D(state))
+        ss2d._numba_prepared = cached
+    return cached[1]
+
+
+def ss2d_forward_numba(ss2d, x):  # (B, H, W, c) torch tensor -> (B, H, W, c) torch tensor
+    """``SS2D.forward`` without gradients on the CPU, float32, through ``ss2d_infer``."""
+    import torch
+
+    out = ss2d_infer(prepared_for(ss2d), x.detach().contiguous().numpy())
+    return torch.from_numpy(out)
