@@ -82,6 +82,25 @@ def test_a_reconstruction_on_the_cpu_imports_no_torch(tmp_path, photos):
     np.testing.assert_allclose(cube, reconstruct_image(photo), rtol=0, atol=1e-6)
 
 
+def test_large_photos_take_torchs_products(tmp_path):
+    """From TORCH_PRODUCTS_MIN_PIXELS on, the tiler imports torch for the engine's products (faster:
+    gmsr_cli/model/matmul.py); below it, it does not. (The threshold is lowered here so that the
+    test photo stays small.)"""
+    code = ("import sys\nimport numpy as np\nimport gmsr_cli.tiling as tiling\n"
+            "from gmsr_cli.model.loading import load_model\n"
+            "tiling.TORCH_PRODUCTS_MIN_PIXELS = 600\n"
+            "engine = load_model('gmsr-cave-srgb', 'cpu').engine\n"
+            "out = []\n"
+            "for h, w in ((20, 25), (20, 30)):\n"
+            "    tiling.reconstruct_array(engine, np.zeros((h, w, 3), np.uint8))\n"
+            "    out.append('torch' in sys.modules)\n"
+            "print(out)")
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[False, True]"
+
+
 def test_help_lists_every_command_with_its_own_short_help():
     out = CliRunner().invoke(cli, ["--help"]).output
     for name in COMMAND_MODULES:

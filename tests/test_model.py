@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from gmsr_cli.model.gmsr import N_PARAMETERS, GMSRNet
 from gmsr_cli.scan import available_backends
@@ -214,3 +215,39 @@ def test_cpu_engine_refuses_what_the_network_cannot_take():
         engine(np.zeros((1, 1, 5, 3), np.float32))
     with pytest.raises(ValueError, match=r"\(B, H, W, 3\)"):
         engine(np.zeros((1, 5, 5, 4), np.float32))
+
+
+def test_cpu_engine_kernels_equal_torchs_operations():
+    """The engine's own kernels (gmsr_cli/model/numba_stage.py) against the PyTorch operations
+    they stand for: LayerNorm, the 7 x 7 convolution with its sigmoid, and the fuse branches' sum
+    with the exact GELU and the residual (its erf is a polynomial: within float32 rounding)."""
+    from gmsr_cli.model.numba_stage import conv7x7_sigmoid, fuse_gelu_add_, layer_norm
+
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((997, 31)) * 3).astype(np.float32)
+    gamma, beta = rng.standard_normal(31).astype(np.float32), rng.standard_normal(31).astype(np.float32)
+    out = np.empty_like(x)
+    layer_norm(x, gamma, beta, np.float32(1e-5), out)
+    want = F.layer_norm(torch.from_numpy(x), (31,), torch.from_numpy(gamma), torch.from_numpy(beta), 1e-5)
+    np.testing.assert_allclose(out, want.numpy(), rtol=0, atol=2e-6)
+
+    for h, w in ((37, 41), (3, 2), (2, 9)):  # maps smaller than the kernel too
+        pooled = (rng.random((2, 2, h, w)) * 4 - 2).astype(np.float32)
+        weight = rng.standard_normal((2, 7, 7)).astype(np.float32)
+        gate = np.empty((2, h, w), np.float32)
+        conv7x7_sigmoid(pooled, weight, gate)
+        want = torch.sigmoid(F.conv2d(torch.from_numpy(pooled), torch.from_numpy(weight)[None], padding=3))[:, 0]
+        np.testing.assert_allclose(gate, want.numpy(), rtol=0, atol=2e-6)
+
+    z, spatial, spectral, residual = (rng.standard_normal((1000, 31)).astype(np.float32) * 4 for _ in range(4))
+    bias, s_pix = rng.standard_normal(31).astype(np.float32), rng.random(1000).astype(np.float32)
+    t = lambda a: torch.from_numpy(a)  # noqa: E731
+    summed = ((t(z) + t(bias)) + t(s_pix)[:, None] * t(spatial)) + t(spectral)
+    want = F.gelu(summed) + t(residual)
+    fuse_gelu_add_(z, bias, s_pix, spatial, spectral, residual)
+    np.testing.assert_allclose(z, want.numpy(), rtol=2e-7, atol=2e-6)
+    line = np.linspace(-12, 12, 24001, dtype=np.float32).reshape(-1, 1).copy()  # GELU alone, both tails
+    want = F.gelu(t(line)).numpy()
+    zeros = np.zeros_like(line)
+    fuse_gelu_add_(line, np.zeros(1, np.float32), np.zeros(len(line), np.float32), zeros, zeros, zeros)
+    np.testing.assert_allclose(line, want, rtol=2e-7, atol=1e-6)

@@ -122,7 +122,7 @@ class CpuEngine:
     def _stage(self, stage: _Stage, inputs: list[np.ndarray]) -> np.ndarray:
         """One stage; ``inputs`` holds its input, which is released once projected (memory
         first touched costs time: a 512 x 512 pass's working set is about 250 MB)."""
-        from .numba_stage import gelu_add_, layer_norm
+        from .numba_stage import fuse_gelu_add_, layer_norm
 
         x = inputs.pop()
         b, h, w, c_in = x.shape
@@ -134,16 +134,16 @@ class CpuEngine:
         v = ss2d_infer(stage.ss2d, normed.reshape(b, h, w, c))
         del normed
         s_pix, s_ch = self._gates(stage, x0.reshape(b, h, w, c))
-        z = matmul(v.reshape(pixels, c), stage.fuse_t[0])
+        z = matmul(v.reshape(pixels, c), stage.fuse_t[0])  # W1 vss
         del v
-        z += stage.fuse_b
-        branch = matmul(x0, stage.fuse_t[1])  # W2 x0, scaled by the spatial gate
-        branch *= s_pix.reshape(pixels, 1)
-        z += branch
-        gated = x0.reshape(b, h, w, c) * s_ch  # x0 scaled by the spectral gate, then W3
-        z += matmul(gated.reshape(pixels, c), stage.fuse_t[2], out=branch)
-        del gated, branch
-        gelu_add_(z, x0)
+        spatial = matmul(x0, stage.fuse_t[1])  # W2 x0, gated per pixel in fuse_gelu_add_
+        # W3 (x0 s_ch) = (W3 diag(s_ch)) x0: the spectral gate folded into each sample's weights.
+        spectral = np.empty_like(x0)
+        per_sample = h * w
+        for i in range(b):
+            rows = slice(i * per_sample, (i + 1) * per_sample)
+            matmul(x0[rows], s_ch[i].reshape(c, 1) * stage.fuse_t[2], out=spectral[rows])
+        fuse_gelu_add_(z, stage.fuse_b, s_pix.reshape(pixels), spatial, spectral, x0)
         return z.reshape(b, h, w, c)
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:

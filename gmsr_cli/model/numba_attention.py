@@ -5,7 +5,8 @@ and vertical differences, and their least and greatest values over the sample; t
 attention needs, per channel, the mean and the maximum over pixels of the differences between
 neighbouring channels, and their least and greatest values. In PyTorch that is a full-size
 difference tensor per direction and a dozen reductions over a channel axis of 10-31 values;
-here each pixel is read once and only per-row partial results are written. No gradients; float32, C-contiguous, channels-last.
+here each pixel is read once and only per-row partial results are written. No gradients;
+float32, C-contiguous, channels-last.
 """
 
 from __future__ import annotations
