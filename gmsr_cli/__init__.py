@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # numpy's OpenBLAS keeps its own threads, which spin for about 2^28 cycles after each product
 # before they sleep; between the CPU engine's products run numba's threads, which they then slow
-# down: a 512 x 512 pass took 1.74-1.94 s instead of 1.06-1.22 s without torch loaded
-# (benchmarks/bench_e2e_parts.py blas-spin). 2^4 cycles: they sleep at once. Read when numpy is
+# down: a 512 x 512 pass without torch took 1.43-1.50 s instead of 0.90-0.97 s
+# (benchmarks/bench_e2e_parts.py engine). 2^4 cycles: they sleep at once. Read when numpy is
 # first imported; a value the user set is kept.
 _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")

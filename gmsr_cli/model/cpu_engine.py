@@ -66,8 +66,8 @@ class _Stage:
         self.project_t = _f32(project.reshape(c, -1).T)  # (c_in, c)
         self.ln_w, self.ln_b = _f32(state[f"VSS{i}.ln_1.weight"]), _f32(state[f"VSS{i}.ln_1.bias"])
         self.ss2d = PreparedSS2D({name: state[f"VSS{i}.self_attention.{name}"] for name in SS2D_PARAMETERS})
-        self.fc1_t = _f32(_f32(state[f"spectral_attention{i}.fc.0.weight"]).reshape(c, c).T)
-        self.fc2_t = _f32(_f32(state[f"spectral_attention{i}.fc.2.weight"]).reshape(c, c).T)
+        self.fc1_t = _f32(np.reshape(state[f"spectral_attention{i}.fc.0.weight"], (c, c)).T)
+        self.fc2_t = _f32(np.reshape(state[f"spectral_attention{i}.fc.2.weight"], (c, c)).T)
         fuse = _f32(state[f"conv{i}.0.weight"]).reshape(c, 3 * c)
         self.fuse_t = [_f32(fuse[:, k * c:(k + 1) * c].T) for k in range(3)]  # (c, c) each
         self.fuse_b = _f32(state[f"conv{i}.0.bias"])
@@ -81,12 +81,9 @@ class CpuEngine:
     ``GMSRNet.state_dict()``): ``engine(rgb)`` maps (B, H, W, 3) float32 in [0, 1] to
     (B, H, W, 31) float32, H, W >= 2. Runs wherever numba does; float32 throughout."""
 
-    backend = "numba"
-
     def __init__(self, state: Mapping[str, np.ndarray]) -> None:
         self.stages = [_Stage(state, i) for i in range(1, len(WIDTHS) + 1)]
         self.spatial_w = _f32(state["spatial_attention.conv1.weight"]).reshape(2, 7, 7)
-        self.n_bands = self.stages[-1].c
 
     def _gates(self, stage: _Stage, x0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The spatial attention's gate (B, H, W, 1) and the spectral attention's (B, 1, 1, c) of x0."""

@@ -2,9 +2,9 @@
 
 The CPU engine's 1x1 convolutions and projections are skinny products (up to a million rows, 3-93
 columns). PyTorch's CPU kernels do them faster than numpy's OpenBLAS: the engine's 512 x 512 pass
-takes about 0.13 s less with them (benchmarks/bench_e2e_parts.py engine), which does not pay for
-importing torch (about 1 s) on a small photo but does on a large one: a 4000 x 3000 photo took
-57.5 s with numpy's products against 48.6 s before the engine, when torch did them
+took 0.74-0.83 s with them against 0.90-0.91 s (benchmarks/bench_e2e_parts.py engine), which does
+not pay for importing torch (about 1 s) on a small photo but does on a large one: a 4000 x 3000
+photo took 57.5 s with numpy's products against 48.6 s before the engine, when torch did them
 (docs/performance.md). So the tiler asks for torch's products from TORCH_PRODUCTS_MIN_PIXELS on
 (``prefer_torch_products``), and a process that has torch loaded anyway uses them always. Both
 give float32 results within rounding of each other.
