@@ -30,8 +30,8 @@ N_BANDS = 31
 RowsCallback = Callable[[int, np.ndarray], None]
 ProgressCallback = Callable[[int, int], None]
 
-# The flips of the self-ensemble, as tensor dims of (B, C, H, W); each is its own inverse.
-# The flips averaged by --tta, as axes of a (B, H, W, c) batch: none, horizontal, vertical, both.
+# The flips of the self-ensemble (--tta), as axes of a (B, H, W, c) batch: none, horizontal,
+# vertical, both; each is its own inverse.
 _TTA_FLIPS: tuple[tuple[int, ...], ...] = ((), (2,), (1,), (1, 2))
 
 

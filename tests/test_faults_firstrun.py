@@ -26,9 +26,15 @@ print(json.dumps(heavy), file=sys.stderr)
 """
 
 
-def _heavy_imports(*args: str) -> list[str]:
+def _python(code: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """``python -c code args`` in a fresh process with this checkout first on its path."""
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    done = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env,
+                          timeout=timeout)
+
+
+def _heavy_imports(*args: str) -> list[str]:
+    done = _python(PROBE, *args, timeout=120)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stderr.strip().splitlines()[-1])
 
@@ -45,8 +51,7 @@ def test_every_commands_help_imports_no_torch():
             "    try:\n        cli.main([name, '--help'], prog_name='gmsr', standalone_mode=False)\n"
             "    except SystemExit:\n        pass\n"
             "print(sorted(m for m in ('torch', 'numba') if m in sys.modules), file=sys.stderr)")
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    done = _python(code, timeout=120)
     assert done.returncode == 0 and done.stderr.strip().splitlines()[-1] == "[]", done.stderr
 
 
@@ -59,7 +64,6 @@ def test_a_reconstruction_on_the_cpu_imports_no_torch(tmp_path, photos):
     code = ("import sys; from gmsr_cli.cli.main import cli\n"
             "try:\n    cli.main(sys.argv[1:], prog_name='gmsr', standalone_mode=False)\n"
             "finally:\n    print(sorted(m for m in ('torch', 'numba') if m in sys.modules), file=sys.stderr)")
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     from gmsr_cli.device import torch_build_has_gpu
 
     runs = [["reconstruct", str(photo), "-o", str(tmp_path / "a.h5"), "--device", "cpu", "--quiet"],
@@ -67,8 +71,7 @@ def test_a_reconstruction_on_the_cpu_imports_no_torch(tmp_path, photos):
     if not torch_build_has_gpu():  # a CPU build of PyTorch: auto means the CPU, told without torch
         runs.append(["reconstruct", str(photo), "-o", str(tmp_path / "b.h5"), "--quiet"])
     for args in runs:
-        done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env,
-                              timeout=300)
+        done = _python(code, *args)
         assert done.returncode == 0, done.stderr
         assert done.stderr.strip().splitlines()[-1] == "['numba']", (args, done.stderr)
     import h5py
@@ -95,8 +98,7 @@ def test_large_photos_take_torchs_products(tmp_path):
             "    tiling.reconstruct_array(engine, np.zeros((h, w, 3), np.uint8))\n"
             "    out.append('torch' in sys.modules)\n"
             "print(out)")
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    done = _python(code)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[False, True]"
 
