@@ -246,8 +246,10 @@ def test_cpu_engine_kernels_equal_torchs_operations():
     want = F.gelu(summed) + t(residual)
     fuse_gelu_add_(z, bias, s_pix, spatial, spectral, residual)
     np.testing.assert_allclose(z, want.numpy(), rtol=2e-7, atol=2e-6)
-    line = np.linspace(-12, 12, 24001, dtype=np.float32).reshape(-1, 1).copy()  # GELU alone, both tails
-    want = F.gelu(t(line)).numpy()
+    inputs = np.linspace(-12, 12, 24001, dtype=np.float32).reshape(-1, 1)  # GELU alone, both tails
+    line = inputs.copy()
     zeros = np.zeros_like(line)
     fuse_gelu_add_(line, np.zeros(1, np.float32), np.zeros(len(line), np.float32), zeros, zeros, zeros)
-    np.testing.assert_allclose(line, want, rtol=2e-7, atol=1e-6)
+    np.testing.assert_allclose(line, F.gelu(t(inputs)).numpy(), rtol=2e-7, atol=1e-6)
+    exact = F.gelu(t(inputs.astype(np.float64))).numpy()  # within about one float32 ulp of it
+    assert (np.abs(line - exact) <= 1e-7 + 1.2e-7 * np.abs(exact)).all()

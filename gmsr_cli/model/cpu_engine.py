@@ -117,8 +117,8 @@ class CpuEngine:
         return s_pix.reshape(b, h, w, 1), _sigmoid(gate).reshape(b, 1, 1, c)
 
     def _stage(self, stage: _Stage, inputs: list[np.ndarray]) -> np.ndarray:
-        """One stage; ``inputs`` holds its input, which is released once projected (memory
-        first touched costs time: a 512 x 512 pass's working set is about 250 MB)."""
+        """One stage; ``inputs`` holds its input, which is released once projected (a 473 x 470
+        tile's pass grows the peak memory by about 216 MB: bench_e2e_parts.py stages)."""
         from .numba_stage import fuse_gelu_add_, layer_norm
 
         x = inputs.pop()
