@@ -25,13 +25,12 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..scan.numba_ss2d_infer import SS2D_PARAMETERS, PreparedSS2D, parameters_key, ss2d_infer
+from ..scan.numba_ss2d_infer import LAYER_NORM_EPS, SS2D_PARAMETERS, PreparedSS2D, parameters_key, ss2d_infer
 from .matmul import matmul
 
 WIDTHS = (10, 20, 31)  # the stages' channels (the last is the number of bands)
 N_BANDS = 31
 _EPS = 1e-8  # the attentions' normalisation epsilon (layers._EPS)
-LAYER_NORM_EPS = 1e-5  # nn.LayerNorm's default (the blocks' ln_1)
 
 
 def _f32(a) -> np.ndarray:

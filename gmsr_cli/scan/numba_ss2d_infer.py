@@ -188,7 +188,7 @@ def supports(ss2d) -> bool:
 # SS2D's parameters by their names in the layer's state dict (and the published checkpoints).
 SS2D_PARAMETERS = ("in_proj.weight", "conv2d.weight", "conv2d.bias", "x_proj_weight", "dt_projs_weight",
                    "dt_projs_bias", "A_logs", "Ds", "out_norm.weight", "out_norm.bias", "out_proj.weight")
-LAYER_NORM_EPS = 1e-5  # nn.LayerNorm's default, which SS2D's out_norm uses
+LAYER_NORM_EPS = 1e-5  # nn.LayerNorm's default: SS2D's out_norm and the VSS blocks' ln_1 use it
 
 
 class PreparedSS2D:
