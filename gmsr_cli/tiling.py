@@ -206,38 +206,69 @@ def _is_engine(model) -> bool:
 
 
 def _forward_batch(model, batch: np.ndarray, device, tta: bool) -> np.ndarray:
-    """(B, h, w, 3) float32 -> (B, h, w, 31) float32 through the model, a CpuEngine or a torch
-    GMSRNet on ``device`` (mean over flips with tta)."""
+    """(B, h, w, 3) float32 -> (B, h, w, 31) float32 through the model, a CpuEngine (numpy) or a
+    torch GMSRNet on ``device`` (there the flips and their mean stay on the device), the mean over
+    the flips with tta."""
     h, w = batch.shape[1:3]
     small = h < 2 or w < 2
     if small:  # the network needs 2 px per side; repeat the pixel and crop it off again
         batch = np.pad(batch, ((0, 0), (0, max(0, 2 - h)), (0, max(0, 2 - w)), (0, 0)), mode="edge")
-    run = _engine_run(model) if _is_engine(model) else _torch_run(model, device)
+    ops = _EngineOps(model) if _is_engine(model) else _TorchOps(model, device)
     flips = _TTA_FLIPS if tta else ((),)
-    out = None
-    for axes in flips:
-        y = run(np.flip(batch, axes) if axes else batch)
-        y = np.flip(y, axes) if axes else y
-        out = y if out is None else out + y
-        del y
-    if len(flips) > 1:
-        out = out / np.float32(len(flips))
+    with ops:
+        x = ops.put(batch)
+        out = None
+        for axes in flips:
+            y = ops.flip(ops.run(ops.flip(x, axes)), axes)
+            out = y if out is None else out + y
+            del y
+        if len(flips) > 1:
+            out = out / len(flips)
+        out = ops.get(out)
     return np.ascontiguousarray(out[:, :h, :w]) if small else out
 
 
-def _engine_run(engine) -> Callable[[np.ndarray], np.ndarray]:
-    return lambda x: engine(np.ascontiguousarray(x))
+class _EngineOps:
+    """The batch as numpy arrays (B, H, W, c) through a CpuEngine."""
+
+    def __init__(self, engine) -> None:
+        self.run = lambda x: engine(np.ascontiguousarray(x))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    put = get = staticmethod(lambda a: a)
+    flip = staticmethod(lambda a, axes: np.flip(a, axes) if axes else a)
 
 
-def _torch_run(model, device) -> Callable[[np.ndarray], np.ndarray]:
-    import torch
+class _TorchOps:
+    """The batch as a torch tensor (B, c, H, W) on ``device`` through a GMSRNet, in inference mode."""
 
-    def run(x: np.ndarray) -> np.ndarray:
-        t = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(device)  # (B, 3, h, w)
-        with torch.inference_mode():
-            return model(t).permute(0, 2, 3, 1).float().cpu().numpy()  # (B, h, w, 31)
+    def __init__(self, model, device) -> None:
+        import torch
 
-    return run
+        self.torch, self.run, self.device = torch, model, device
+        self._mode = torch.inference_mode()
+
+    def __enter__(self):
+        self._mode.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._mode.__exit__(*exc)
+
+    def put(self, a: np.ndarray):
+        return self.torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2))).to(self.device)
+
+    def get(self, t) -> np.ndarray:
+        return t.permute(0, 2, 3, 1).float().cpu().numpy()  # (B, h, w, 31)
+
+    @staticmethod
+    def flip(t, axes):  # axes of (B, H, W, c) -> dims of (B, c, H, W)
+        return t.flip([a + 1 for a in axes]) if axes else t
 
 
 def _is_cuda_oom(exc: BaseException) -> bool:
