@@ -139,7 +139,7 @@ def evaluate_charts(model, baseline, *, camera: str | None = None, exact_colour:
     for name, refl in check.items():
         scene = chart(refl)
         rgb = spectra.render_rgb_float(scene, camera)
-        rec = reconstruct_array(model.module, rgb, tile_px=0, overlap_px=0, device=model.device)
+        rec = reconstruct_array(model.runner, rgb, tile_px=0, overlap_px=0, device=model.device)
         if exact:
             correct_cube(rec, rgb, model.camera)
         ours, theirs = patch_means(rec, len(refl)), patch_means(baseline.predict(rgb), len(refl))
@@ -154,7 +154,7 @@ def evaluate_charts(model, baseline, *, camera: str | None = None, exact_colour:
         for index in range(CHECK_SCENES_PER_SET):
             scene = check_scene(refl, name, index)
             rgb = spectra.render_rgb_float(scene, camera)
-            rec = reconstruct_array(model.module, rgb, tile_px=0, overlap_px=0, device=model.device)
+            rec = reconstruct_array(model.runner, rgb, tile_px=0, overlap_px=0, device=model.device)
             if exact:
                 correct_cube(rec, rgb, model.camera)
             for method, estimate in (("model", rec), ("baseline", baseline.predict(rgb))):

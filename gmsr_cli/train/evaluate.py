@@ -72,7 +72,7 @@ def evaluate(model, scenes: Sequence[str | Path], *, rgb_images: Sequence[str | 
                                 f"is {cube.shape[1]}x{cube.shape[0]}")
         else:
             rgb, cube = train_data.whole_scene_pair(cube, camera)
-        rec = reconstruct_array(model.module, rgb, tile_px=tile_px, overlap_px=overlap_px,
+        rec = reconstruct_array(model.runner, rgb, tile_px=tile_px, overlap_px=overlap_px,
                                 batch_tiles=batch_tiles, device=model.device, tta=tta)
         if exact_colour:
             correct_cube(rec, rgb, model.camera)
