@@ -12,6 +12,7 @@ import numpy as np
 from .defaults import DEFAULT_OVERLAP_PX, DEFAULT_TILE_PX  # noqa: F401  (re-exported)
 from .errors import DeviceError, GmsrError
 from .model.matmul import TORCH_PRODUCTS_MIN_PIXELS, prefer_torch_products
+from .scan.registry import device_type
 
 # A side up to this many times --tile goes through in one pass (one pass is the quality reference,
 # and a 512 x 512 photo costs 2.25x fewer network pixels than 3 x 3 tiles of 256); see docs/tiling.md.
@@ -180,14 +181,9 @@ def weight_in_place(out: np.ndarray, tile: Tile) -> None:
         out[:, a:b] *= wx[None, a:b, None]
 
 
-def _device_type(device) -> str:
-    """``cpu``/``cuda`` of a torch.device or a name such as ``cuda:1``."""
-    return str(device).split(":")[0]
-
-
 def default_batch_tiles(device) -> int:
     """Tiles per forward pass for ``device`` (a torch.device or a name) when --batch-tiles is not given."""
-    return DEFAULT_BATCH_TILES.get(_device_type(device), 1)
+    return DEFAULT_BATCH_TILES.get(device_type(device), 1)
 
 
 def _to_unit_float(pixels: np.ndarray) -> np.ndarray:
